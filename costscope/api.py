@@ -1,0 +1,137 @@
+"""The library facade the CLI and Python users call. Nothing here prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import attribution as attr
+from .errors import ConfigError
+from .parsers.native import write_jsonl
+from .pricing import PriceBook, PricingResult, price_table
+from .report import Report
+from .steps import Filters, LoadResult, load_steps
+
+__all__ = ["AnalyzeOptions", "analyze", "load_priced_steps", "write_steps"]
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    by: tuple[str, ...] = ()
+    top: int = 5
+    filters: Filters = Filters()
+    prices: str | None = None
+    format_in: str | None = None
+    strict: bool = False
+
+
+@dataclass
+class PricedSteps:
+    load: LoadResult
+    pricing: PricingResult
+    book: PriceBook
+
+    @property
+    def table(self) -> pa.Table:
+        return self.pricing.table
+
+
+def load_priced_steps(
+    paths: list[str], options: AnalyzeOptions = AnalyzeOptions(), stdin: BinaryIO | None = None
+) -> PricedSteps:
+    """Read, filter and price the inputs: the step table every command starts from."""
+    attr.check_keys(list(options.by))
+    book = PriceBook.from_file(options.prices)
+    loaded = load_steps(paths, format_in=options.format_in, strict=options.strict, stdin=stdin)
+    before = loaded.table.num_rows
+    loaded.table = options.filters.apply(loaded.table)
+    loaded.filtered_out = before - loaded.table.num_rows
+    return PricedSteps(loaded, price_table(loaded.table, book), book)
+
+
+def write_steps(table: pa.Table, path: str) -> None:
+    """Write the priced step table as Parquet (`.parquet`) or native JSON Lines (`.jsonl`)."""
+    if path.endswith(".parquet"):
+        pq.write_table(table, path, compression="zstd")
+    elif path.endswith((".jsonl", ".ndjson")):
+        write_jsonl(table, path)
+    else:
+        raise ConfigError(f"cannot write steps to {Path(path).name}", hint="use a .parquet or .jsonl file name")
+
+
+def _inputs(loaded: LoadResult) -> dict[str, object]:
+    formats: dict[str, int] = {}
+    for f in loaded.files:
+        formats[f.format] = formats.get(f.format, 0) + 1
+    return {
+        "files": [{"path": f.name, "format": f.format, "records": f.records, "rows": f.rows} for f in loaded.files],
+        "formats": dict(sorted(formats.items())),
+        "records_read": sum(f.records for f in loaded.files),
+        "records_skipped": loaded.skips.total,
+        "skipped_reasons": dict(sorted(loaded.skips.counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "skipped_examples": list(loaded.skips.examples),
+        "ignored_files": loaded.ignored,
+        "filtered_out": loaded.filtered_out,
+    }
+
+
+def _warnings(steps: PricedSteps, totals: dict[str, object]) -> list[str]:
+    out = []
+    loaded, pricing = steps.load, steps.pricing
+    if loaded.skips.total:
+        out.append(f"{loaded.skips.total} records skipped (see inputs.skipped_reasons)")
+    for u in pricing.unpriced:
+        out.append(f"unpriced model {u.model or '(none)'} ({u.provider or 'unknown provider'}): {u.calls} calls "
+                   f"not in the total; {u.hint}")
+    if totals["calls_without_usage"]:
+        out.append(f"{totals['calls_without_usage']} calls report no usage: their cost is unknown, not zero")
+    if pricing.undated_calls:
+        out.append(f"{pricing.undated_calls} calls have no timestamp: priced at the latest prices in the table")
+    for model in pricing.unused_rules:
+        out.append(f"price rule {model!r} matched no call")
+    if loaded.notes.get("empty files"):
+        out.append(f"{loaded.notes['empty files']} empty files")
+    return out
+
+
+def analyze(paths: list[str], options: AnalyzeOptions = AnalyzeOptions(), stdin: BinaryIO | None = None) -> Report:
+    """Where the money goes: a Report over the inputs (see `Report.to_dict` for the JSON contract)."""
+    steps = load_priced_steps(paths, options, stdin)
+    return build_report(steps, options)
+
+
+def build_report(steps: PricedSteps, options: AnalyzeOptions) -> Report:
+    calls = attr.llm_calls(steps.table)
+    totals = attr.totals(calls)
+    per_trace = attr.trace_costs(calls)
+    agent_groups = attr.groups(calls, ["agent"]) if calls.num_rows else []
+    cost = totals["cost_usd"]
+    input_tokens = totals["input_tokens"]
+    no_cache_cost = (cost or 0.0) + (totals["cache_saved_usd"] or 0.0)
+    return Report(
+        inputs=_inputs(steps.load),
+        totals=totals,
+        by=list(options.by),
+        groups=attr.groups(calls, list(options.by)) if options.by else [],
+        traces=attr.distribution(per_trace),
+        top_traces=attr.top_traces(per_trace, options.top),
+        top_steps=attr.top_steps(calls, options.top),
+        concentration={
+            "top3_steps_share": attr.top3_step_share(calls),
+            "top3_agents_share": attr.top_share([g for g in agent_groups if g["key"]["agent"] is not None]),
+        },
+        cache={
+            "hit_ratio": totals["cache_read_tokens"] / input_tokens if input_tokens else None,
+            "write_ratio": totals["cache_write_tokens"] / input_tokens if input_tokens else None,
+            "saved_usd": totals["cache_saved_usd"],
+            "cost_without_cache_usd": no_cache_cost if cost is not None else None,
+        },
+        prices=steps.pricing.entries,
+        price_sources=steps.book.sources,
+        unpriced=steps.pricing.unpriced,
+        warnings=_warnings(steps, totals),
+    )

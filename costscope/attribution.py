@@ -1,0 +1,200 @@
+"""Where the money goes: totals, group-bys, the per-trace distribution, top-N and concentration.
+
+Every figure is a column operation over the priced step table; sums of unpriced calls stay null.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import InputError
+from .schema import TOKEN_COLUMNS, Kind
+
+GROUP_KEYS: dict[str, str] = {
+    "model": "model",
+    "provider": "provider",
+    "agent": "agent",
+    "trace": "trace_id",
+    "tenant": "tenant",
+    "operation": "operation",
+    "day": "%Y-%m-%d",
+    "week": "%G-W%V",
+    "month": "%Y-%m",
+}
+TIME_KEYS = ("day", "week", "month")
+MONEY = {
+    "cost_usd": "cost_total",
+    "cost_input_usd": "cost_input",
+    "cost_cache_read_usd": "cost_cache_read",
+    "cost_cache_write_usd": "cost_cache_write",
+    "cost_output_usd": "cost_output",
+    "cache_saved_usd": "cost_cache_saved",
+}
+
+
+def llm_calls(table: pa.Table) -> pa.Table:
+    return table.filter(pc.equal(table["kind"], Kind.LLM.value))
+
+
+def check_keys(by: list[str]) -> None:
+    for key in by:
+        if key not in GROUP_KEYS:
+            raise InputError(f"cannot group by {key!r}", hint="choose from " + ", ".join(GROUP_KEYS))
+
+
+def with_keys(table: pa.Table, by: list[str]) -> tuple[pa.Table, list[str]]:
+    """The table with one column per group key (time keys derived from `start`, UTC)."""
+    check_keys(by)
+    columns = []
+    for key in by:
+        name = f"key:{key}"
+        if key in TIME_KEYS:
+            values = pc.strftime(table["start"], format=GROUP_KEYS[key])
+        else:
+            values = table[GROUP_KEYS[key]]
+        table = table.append_column(name, values)
+        columns.append(name)
+    return table, columns
+
+
+def _aggregations() -> list[tuple[str, str] | tuple[str, str, Any]]:
+    aggs: list[tuple[str, str] | tuple[str, str, Any]] = [([], "count_all"), ("cost_total", "count")]
+    aggs += [(name, "sum") for name in TOKEN_COLUMNS]
+    aggs += [(name, "sum") for name in MONEY.values()]
+    aggs += [("usage_source", "count")]
+    return aggs
+
+
+def _figures(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    def get(name: str) -> Any:
+        return row[f"{prefix}{name}"]
+
+    calls = int(get("count_all"))
+    tokens = {name: int(get(f"{name}_sum") or 0) for name in TOKEN_COLUMNS}
+    money = {out: get(f"{col}_sum") for out, col in MONEY.items()}
+    return {
+        "calls": calls,
+        "priced_calls": int(get("cost_total_count")),
+        "calls_without_usage": calls - int(get("usage_source_count")),
+        **{name: tokens[name] for name in TOKEN_COLUMNS},
+        "uncached_input_tokens": tokens["input_tokens"] - tokens["cache_read_tokens"] - tokens["cache_write_tokens"],
+        **money,
+    }
+
+
+def totals(calls: pa.Table) -> dict[str, Any]:
+    """Totals over all LLM calls; cost sums cover the priced calls (null when none is priced)."""
+    row = calls.group_by([], use_threads=False).aggregate(_aggregations()).to_pylist()
+    if not row or not calls.num_rows:
+        empty = {f"{c}_sum": None for c in list(TOKEN_COLUMNS) + list(MONEY.values())}
+        return _figures({"count_all": 0, "cost_total_count": 0, "usage_source_count": 0, **empty})
+    return _figures(row[0])
+
+
+def groups(calls: pa.Table, by: list[str]) -> list[dict[str, Any]]:
+    """One entry per distinct key combination, costliest first (ties by key), each with the totals' fields."""
+    keyed, key_columns = with_keys(calls, by)
+    grouped = keyed.group_by(key_columns, use_threads=False).aggregate(_aggregations())
+    out = []
+    for row in grouped.to_pylist():
+        key = {k: row[c] for k, c in zip(by, key_columns, strict=True)}
+        out.append({"key": key, **_figures(row)})
+    out.sort(key=lambda g: (-(g["cost_usd"] or 0.0), [("" if v is None else str(v)) for v in g["key"].values()]))
+    return out
+
+
+def trace_costs(calls: pa.Table) -> pa.Table:
+    """Per trace: calls, tokens, cost (priced calls only), first start, agents."""
+    return calls.group_by(["trace_id"], use_threads=False).aggregate(
+        [
+            ([], "count_all"),
+            ("cost_total", "sum"),
+            ("cost_total", "count"),
+            ("input_tokens", "sum"),
+            ("output_tokens", "sum"),
+            ("start", "min"),
+            ("tenant", "min"),
+            ("agent", "distinct"),
+        ]
+    )
+
+
+def distribution(per_trace: pa.Table) -> dict[str, Any]:
+    """Cost per trace: mean, p50, p95 and max (linear-interpolated percentiles, USD)."""
+    costs = pc.fill_null(per_trace["cost_total_sum"], 0.0).to_numpy(zero_copy_only=False) if per_trace.num_rows else []
+    if len(costs) == 0:
+        return {"traces": 0, "mean_usd": None, "p50_usd": None, "p95_usd": None, "max_usd": None}
+    return {
+        "traces": len(costs),
+        "mean_usd": float(np.mean(costs)),
+        "p50_usd": float(np.percentile(costs, 50)),
+        "p95_usd": float(np.percentile(costs, 95)),
+        "max_usd": float(np.max(costs)),
+    }
+
+
+def top_traces(per_trace: pa.Table, n: int) -> list[dict[str, Any]]:
+    if n <= 0 or per_trace.num_rows == 0:
+        return []
+    ordered = per_trace.sort_by([("cost_total_sum", "descending"), ("trace_id", "ascending")]).slice(0, n)
+    out = []
+    for row in ordered.to_pylist():
+        start = row["start_min"]
+        out.append(
+            {
+                "trace_id": row["trace_id"],
+                "calls": int(row["count_all"]),
+                "cost_usd": row["cost_total_sum"],
+                "input_tokens": int(row["input_tokens_sum"] or 0),
+                "output_tokens": int(row["output_tokens_sum"] or 0),
+                "start": start.strftime("%Y-%m-%dT%H:%M:%SZ") if start is not None else None,
+                "tenant": row["tenant_min"],
+                "agents": sorted(a for a in row["agent_distinct"] if a is not None),
+            }
+        )
+    return out
+
+
+STEP_FIELDS = (
+    "trace_id", "step", "agent", "model", "input_tokens", "cache_read_tokens", "output_tokens", "cost_total",
+    "source", "line",
+)
+
+
+def top_steps(calls: pa.Table, n: int) -> list[dict[str, Any]]:
+    if n <= 0 or calls.num_rows == 0:
+        return []
+    ordered = calls.select(list(STEP_FIELDS)).sort_by(
+        [("cost_total", "descending"), ("trace_id", "ascending"), ("step", "ascending")]
+    )
+    rows = ordered.slice(0, n).to_pylist()
+    for row in rows:
+        row["cost_usd"] = row.pop("cost_total")
+    return rows
+
+
+def top3_step_share(calls: pa.Table) -> float | None:
+    """Share of spend in each trace's three costliest steps, over all traces (cost-weighted)."""
+    priced = calls.filter(pc.is_valid(calls["cost_total"])).select(["trace_id", "cost_total"])
+    if priced.num_rows == 0:
+        return None
+    ordered = priced.sort_by([("trace_id", "ascending"), ("cost_total", "descending")])
+    codes = pc.dictionary_encode(ordered["trace_id"]).combine_chunks().indices.to_numpy(zero_copy_only=False)
+    cost = ordered["cost_total"].to_numpy()
+    position = np.arange(len(codes))
+    first = np.ones(len(codes), dtype=bool)
+    first[1:] = codes[1:] != codes[:-1]
+    rank = position - np.maximum.accumulate(np.where(first, position, 0))
+    total = float(cost.sum())
+    return float(cost[rank < 3].sum()) / total if total > 0 else None
+
+
+def top_share(group_rows: list[dict[str, Any]], n: int = 3) -> float | None:
+    """Share of priced spend in the `n` costliest groups."""
+    costs = [g["cost_usd"] or 0.0 for g in group_rows]
+    total = sum(costs)
+    return sum(sorted(costs, reverse=True)[:n]) / total if total > 0 else None

@@ -1,0 +1,112 @@
+"""The command line: typer options -> one api call -> render -> exit code. No pandas here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from . import __version__, api
+from .errors import CostscopeError
+from .render import RENDERERS
+from .steps import Filters
+
+app = typer.Typer(
+    name="costscope",
+    help="Where the money goes in LLM agent traces, what a change would save, and a CI cost gate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(part.strip() for value in values or [] for part in value.split(",") if part.strip())
+
+
+def _width() -> int:
+    columns = os.environ.get("COLUMNS")
+    if columns and columns.isdigit():
+        return int(columns)
+    return shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty() else 80
+
+
+def _fail(exc: CostscopeError) -> typer.Exit:
+    typer.echo(f"Error: {exc.message}", err=True)
+    if exc.hint:
+        typer.echo(f"Hint: {exc.hint}", err=True)
+    return typer.Exit(exc.exit_code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"costscope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """costscope: cost analysis for LLM agent traces."""
+
+
+@app.command()
+def analyze(
+    paths: Annotated[list[str], typer.Argument(help="Trace files, directories, globs, or - for stdin.")],
+    by: Annotated[
+        list[str] | None,
+        typer.Option("--by", help="Group by model, provider, agent, trace, tenant, operation, day, week, month "
+                     "(comma-separated or repeated). Default: model."),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=0, help="How many costliest traces and steps to list.")] = 5,
+    since: Annotated[str | None, typer.Option(help="Only calls at or after this UTC date/time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only calls before this UTC date/time.")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", help="Only these models (glob patterns).")] = None,
+    agent: Annotated[list[str] | None, typer.Option("--agent", help="Only these agents (glob patterns).")] = None,
+    prices: Annotated[str | None, typer.Option(help="YAML price file adding or overriding model prices.")] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    format_in: Annotated[str | None, typer.Option("--format-in", help="Force the input format.")] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Also write the priced step table (.parquet or .jsonl).")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Fail on the first unusable record instead of skipping it.")] = False,
+) -> None:
+    """Where does the money go? Cost per model, agent, trace, tenant and day from reported usage."""
+    options = api.AnalyzeOptions(
+        by=_split(by) or ("model",),
+        top=top,
+        filters=Filters(since=since, until=until, models=_split(model), agents=_split(agent)),
+        prices=prices,
+        format_in=format_in,
+        strict=strict,
+    )
+    try:
+        steps = api.load_priced_steps(paths, options, stdin=sys.stdin.buffer)
+        if output:
+            api.write_steps(steps.table, output)
+        report = api.build_report(steps, options)
+    except CostscopeError as exc:
+        raise _fail(exc) from None
+    for example in report.inputs["skipped_examples"]:
+        typer.echo(f"skipped {example}", err=True)
+    for warning in report.warnings:
+        typer.echo(f"Warning: {warning}", err=True)
+    typer.echo(RENDERERS[output_format.value](report, _width()), nl=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,125 @@
+"""Finding and opening trace inputs: files, directories, globs, stdin and gzip. Nothing format-specific."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import InputError
+
+TRACE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".traj", ".log")
+"""File endings read when a directory is scanned (each may also end in `.gz`)."""
+
+SNIFF_BYTES = 64 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input: `name` is what messages show; `path` is None for stdin (its bytes are held in `data`)."""
+
+    name: str
+    path: Path | None = None
+    data: bytes | None = None
+
+    def open(self) -> BinaryIO:
+        """Open for binary reading, decompressing gzip transparently (detected by magic bytes)."""
+        raw: BinaryIO
+        if self.path is None:
+            raw = io.BytesIO(self.data or b"")
+        else:
+            try:
+                raw = open(self.path, "rb")
+            except OSError as exc:
+                raise InputError(f"cannot open {self.name}: {exc.strerror}") from exc
+        head = raw.peek(2)[:2] if hasattr(raw, "peek") else raw.read(2)
+        if not hasattr(raw, "peek"):
+            raw.seek(0)
+        if head == GZIP_MAGIC:
+            return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return raw
+
+    def prefix(self, size: int = SNIFF_BYTES) -> bytes:
+        """The first `size` decompressed bytes, for format sniffing."""
+        with self.open() as fh:
+            try:
+                return fh.read(size)
+            except (OSError, EOFError) as exc:
+                raise InputError(f"cannot read {self.name}: {exc}") from exc
+
+    def is_parquet(self) -> bool:
+        return self.path is not None and self.path.suffix == ".parquet"
+
+
+@dataclass(frozen=True)
+class Expanded:
+    files: list[InputFile]
+    ignored: list[str]
+    """Files inside scanned directories whose ending is not a trace ending (reported, not read)."""
+
+
+def _is_trace_file(path: Path) -> bool:
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return not path.name.startswith(".") and name.endswith(TRACE_SUFFIXES)
+
+
+def expand_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
+    """Resolve PATH arguments (file, directory scanned recursively, glob, or `-`) in a stable order."""
+    files: list[InputFile] = []
+    ignored: list[str] = []
+    seen: set[Path] = set()
+
+    def add(path: Path) -> None:
+        resolved = path.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            files.append(InputFile(name=str(path), path=path))
+
+    for arg in paths:
+        if arg == "-":
+            data = (stdin or sys.stdin.buffer).read()
+            files.append(InputFile(name="<stdin>", data=data))
+            continue
+        path = Path(arg)
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                if _is_trace_file(child):
+                    add(child)
+                else:
+                    ignored.append(str(child))
+        elif path.is_file():
+            add(path)
+        elif glob.has_magic(arg):
+            matches = sorted(Path(m) for m in glob.glob(arg, recursive=True))
+            matched_files = [m for m in matches if m.is_file()]
+            if not matched_files:
+                raise InputError(f"no file matches {arg!r}")
+            for match in matched_files:
+                add(match)
+        else:
+            raise InputError(f"no such file or directory: {arg}", hint="pass a trace file, a directory, a glob or -")
+    if not files:
+        raise InputError(
+            "no trace files found in " + ", ".join(paths),
+            hint="trace files end in " + ", ".join(TRACE_SUFFIXES) + " (optionally .gz)",
+        )
+    return Expanded(files=files, ignored=ignored)
+
+
+def iter_lines(source: InputFile) -> Iterator[tuple[int, bytes]]:
+    """Yield (1-based line number, line bytes) for every non-blank line."""
+    with source.open() as fh:
+        try:
+            for lineno, raw in enumerate(fh, 1):
+                if raw.strip():
+                    yield lineno, raw
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{source.name}: cannot read the file: {exc}") from exc

@@ -1,0 +1,177 @@
+"""What every parser shares: the Parser protocol, the skip ledger, the row buffer and value coercions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+import pyarrow as pa
+
+from ..errors import InputError
+from ..io import InputFile
+from ..schema import batch_from_columns, empty_columns
+
+BATCH_ROWS = 65_536
+
+
+class RecordError(ValueError):
+    """A record that cannot be used; its message is the reason shown to the user."""
+
+
+@dataclass
+class Skips:
+    """Every record a run did not use, counted by reason, with the first few examples.
+
+    In strict mode the first skip raises instead, so nothing is ever dropped silently.
+    """
+
+    strict: bool = False
+    max_examples: int = 5
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+    def skip(self, source: str, line: int, reason: str) -> None:
+        where = f"{source}:{line}"
+        if self.strict:
+            raise InputError(f"{where}: {reason}", hint="drop --strict to skip bad records and report them")
+        self.counts[reason] += 1
+        if len(self.examples) < self.max_examples:
+            self.examples.append(f"{where}: {reason}")
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class ParseContext:
+    skips: Skips
+    batch_rows: int = BATCH_ROWS
+    records: Counter[str] = field(default_factory=Counter)
+    """Records read per input name (lines or objects, used or skipped)."""
+    notes: Counter[str] = field(default_factory=Counter)
+    """Per-run observations worth a warning (e.g. calls without timestamps), counted."""
+
+
+class Parser(Protocol):
+    name: str
+    description: str
+
+    def sniff(self, prefix: bytes) -> bool:
+        """True when the first bytes of a file look like this format."""
+        ...
+
+    def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[pa.RecordBatch]:
+        """Yield record batches in STEP_SCHEMA; report unusable records to `ctx.skips`."""
+        ...
+
+
+class RowBuffer:
+    """Accumulates rows column-wise and hands out STEP_SCHEMA batches of bounded size."""
+
+    def __init__(self, batch_rows: int = BATCH_ROWS) -> None:
+        self.batch_rows = batch_rows
+        self.columns = empty_columns()
+        self.size = 0
+
+    def add(self, row: dict[str, Any]) -> pa.RecordBatch | None:
+        for name, values in self.columns.items():
+            values.append(row.get(name))
+        self.size += 1
+        return self.flush() if self.size >= self.batch_rows else None
+
+    def flush(self) -> pa.RecordBatch | None:
+        if not self.size:
+            return None
+        batch = batch_from_columns(self.columns)
+        self.columns = empty_columns()
+        self.size = 0
+        return batch
+
+
+def first_object(prefix: bytes, lines: int = 5) -> dict[str, Any] | None:
+    """The first JSON object among the first few complete lines of a file prefix, for sniffing."""
+    for raw in prefix.split(b"\n")[:lines]:
+        if not raw.strip():
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        return obj if isinstance(obj, dict) else None
+    return None
+
+
+def token_count(value: Any, name: str) -> int | None:
+    """A token count as a non-negative int; None when absent; RecordError when unusable."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecordError(f"{name} is not a number: {value!r}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise RecordError(f"{name} is not a whole number: {value!r}")
+        value = int(value)
+    if value < 0:
+        raise RecordError(f"{name} is negative: {value}")
+    return value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timestamp_us(value: Any) -> int | None:
+    """Microseconds since the epoch (UTC) from an ISO-8601 string or epoch s/ms/us/ns number.
+
+    Naive ISO strings are taken as UTC. Returns None when absent; RecordError when unparseable.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise RecordError(f"timestamp is not a time: {value!r}")
+    if isinstance(value, int | float):
+        magnitude = abs(value)
+        if magnitude < 1e11:
+            return round(value * 1_000_000)
+        if magnitude < 1e14:
+            return round(value * 1_000)
+        if magnitude < 1e17:
+            return round(value)
+        return round(value / 1_000)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise RecordError(f"timestamp is not ISO-8601: {value!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        delta = moment - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    raise RecordError(f"timestamp is not a time: {value!r}")
+
+
+def text_or_none(value: Any) -> str | None:
+    """An identifier as text (numbers become their decimal form); None for absent or empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    raise RecordError(f"expected a string, got {type(value).__name__}")
+
+
+def first_key(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    """The value of the first key of `keys` present (and not null) in `obj`."""
+    for key in keys:
+        value = obj.get(key)
+        if value is not None:
+            return value
+    return None

@@ -1,0 +1,463 @@
+"""Dated prices for every call: genai-prices plus user overrides, applied as column arithmetic.
+
+A price is looked up once per distinct (provider, model, service tier, price period); each row then
+takes its rates by index and the costs are computed on whole columns. Money is Decimal per million
+tokens at this boundary and float64 USD in the table (rounded only for display).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from functools import cached_property
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from genai_prices import data_snapshot
+from genai_prices import types as gp
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from .config import load_yaml_model
+
+PRICE_SOURCE = f"genai-prices {version('genai-prices')}"
+UNDATED_PRICE_TIME = datetime(2100, 1, 1, 12, 0, tzinfo=UTC)
+"""Calls without a timestamp are priced at the latest prices in the table (and reported as such)."""
+
+COMPONENTS = ("input", "cache_read", "cache_write", "cache_write_1h", "output")
+_GENAI_KEYS = {
+    "input": "input_mtok",
+    "cache_read": "cache_read_mtok",
+    "cache_write": "cache_write_mtok",
+    "cache_write_1h": "cache_write_1h_mtok",
+    "output": "output_mtok",
+}
+_SLOT_MINUTES = 30
+
+
+@dataclass(frozen=True)
+class Rate:
+    """USD per million tokens; `tiers` are (threshold, price): above `threshold` total input tokens the
+    whole request is billed at `price` (a cliff, as providers bill long context)."""
+
+    base: Decimal
+    tiers: tuple[tuple[int, Decimal], ...] = ()
+
+    def scaled(self, factor: Decimal) -> Rate:
+        return Rate(self.base * factor, tuple((t, p * factor) for t, p in self.tiers))
+
+    def describe(self) -> str:
+        text = f"${self.base.normalize():f}"
+        for threshold, price in self.tiers:
+            text += f" (>{threshold:,}: ${price.normalize():f})"
+        return text
+
+
+@dataclass(frozen=True)
+class PriceEntry:
+    """The rates one call is billed at, and where they come from."""
+
+    ref: str
+    source: str
+    rates: dict[str, Rate | None]
+
+    def rate(self, component: str) -> Rate:
+        """The rate of a component, falling back the way providers bill an unpriced bucket:
+        cache reads and writes without a price of their own cost plain input; 1h writes without one cost
+        the 5m write price."""
+        own = self.rates.get(component)
+        if own is not None:
+            return own
+        if component == "cache_write_1h":
+            return self.rate("cache_write")
+        input_rate = self.rates["input"]
+        assert input_rate is not None
+        return input_rate
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "price_ref": self.ref,
+            "source": self.source,
+            "usd_per_mtok": {c: (r.describe() if r is not None else None) for c, r in self.rates.items()},
+        }
+
+
+def _dec(value: Any) -> Decimal:
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return Decimal(value.strip()[:-1]) / 100
+    return Decimal(str(value))
+
+
+Money = Annotated[Decimal, BeforeValidator(_dec), Field(ge=0)]
+
+
+class TierSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    above: int = Field(gt=0, description="total input tokens above which the whole request uses these prices")
+    input: Money
+    output: Money
+    cache_read: Money | None = None
+    cache_write: Money | None = None
+    cache_write_1h: Money | None = None
+
+
+class ModelPriceSpec(BaseModel):
+    """One price rule: explicit rates, a discount on the list price, or both."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model: str = Field(min_length=1, description="model name as logged; * and ? wildcards allowed")
+    provider: str | None = None
+    input: Money | None = None
+    output: Money | None = None
+    cache_read: Money | None = None
+    cache_write: Money | None = None
+    cache_write_1h: Money | None = None
+    tiers: list[TierSpec] = []
+    discount: Annotated[Decimal, BeforeValidator(_dec), Field(ge=0, lt=1)] | None = None
+    from_: date | None = Field(default=None, alias="from")
+    until: date | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> ModelPriceSpec:
+        if (self.input is None) != (self.output is None):
+            raise ValueError("give both input and output prices (USD per million tokens)")
+        if self.input is None and self.discount is None:
+            raise ValueError("give input and output prices, or a discount on the list price")
+        if self.input is None and (self.tiers or self.cache_read or self.cache_write or self.cache_write_1h):
+            raise ValueError("cache and tier prices need input and output prices too")
+        return self
+
+    def matches(self, provider: str | None, model: str, day: date | None) -> bool:
+        if self.provider is not None and self.provider != provider:
+            return False
+        if not fnmatch.fnmatchcase(model, self.model):
+            return False
+        if self.from_ is not None or self.until is not None:
+            if day is None:
+                return False
+            if self.from_ is not None and day < self.from_:
+                return False
+            if self.until is not None and day > self.until:
+                return False
+        return True
+
+    def rates(self) -> dict[str, Rate | None]:
+        assert self.input is not None and self.output is not None
+        out: dict[str, Rate | None] = {}
+        for component in COMPONENTS:
+            base = getattr(self, component)
+            if base is None:
+                out[component] = None
+                continue
+            tiers = tuple(
+                (t.above, getattr(t, component)) for t in sorted(self.tiers, key=lambda t: t.above)
+                if getattr(t, component) is not None
+            )
+            out[component] = Rate(base, tiers)
+        return out
+
+
+class PriceFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: Literal[1]
+    models: list[ModelPriceSpec] = []
+
+
+def load_price_file(path: str | Path) -> PriceFile:
+    return load_yaml_model(path, PriceFile, "price file")
+
+
+def _rate_from_genai(value: Decimal | gp.TieredPrices | None) -> Rate | None:
+    if value is None:
+        return None
+    if isinstance(value, gp.TieredPrices):
+        return Rate(value.base, tuple((t.start, t.price) for t in value.tiers))
+    return Rate(value)
+
+
+def _price_context(service_tier: str | None) -> dict[str, str] | None:
+    if service_tier is None or service_tier in ("standard", "default", "auto", "standard_only"):
+        return None
+    if service_tier == "batch":
+        return {"processing": "batch"}
+    return {"service_tier": service_tier}
+
+
+def _period_start(model: gp.ModelInfo, when: datetime) -> str | None:
+    if isinstance(model.prices, gp.ModelPrice):
+        return None
+    for conditional in reversed(model.prices):
+        constraint = conditional.constraint
+        if constraint is None or constraint.active(when):
+            if isinstance(constraint, gp.StartDateConstraint):
+                return f"from {constraint.start_date.isoformat()}"
+            if isinstance(constraint, gp.TimeOfDateConstraint):
+                return f"{constraint.start_time:%H:%M}-{constraint.end_time:%H:%M} UTC"
+            return "base prices"
+    return None
+
+
+@dataclass
+class PriceBook:
+    """genai-prices' bundled data plus user rules, resolved and cached per distinct key."""
+
+    rules: list[ModelPriceSpec] = field(default_factory=list)
+    rules_source: str | None = None
+    _cache: dict[tuple[str | None, str, str | None, datetime], PriceEntry | None] = field(default_factory=dict)
+    _matched_rules: set[int] = field(default_factory=set)
+
+    @classmethod
+    def from_file(cls, path: str | Path | None) -> PriceBook:
+        if path is None:
+            return cls()
+        return cls(rules=list(load_price_file(path).models), rules_source=Path(path).name)
+
+    @property
+    def sources(self) -> list[str]:
+        return [PRICE_SOURCE] + ([self.rules_source] if self.rules_source else [])
+
+    def time_sensitive(self, provider: str | None, model: str) -> bool:
+        """True when the model's list price depends on the time of day (off-peak pricing)."""
+        info = self._genai_model(provider, model)
+        return info is not None and not isinstance(info[1].prices, gp.ModelPrice) and any(
+            isinstance(c.constraint, gp.TimeOfDateConstraint) for c in info[1].prices
+        )
+
+    def _genai_model(self, provider: str | None, model: str) -> tuple[gp.Provider, gp.ModelInfo] | None:
+        snapshot = data_snapshot.get_snapshot()
+        for provider_id in ([provider] if provider else []) + [None]:
+            try:
+                return snapshot.find_provider_model(model, None, provider_id, None)
+            except LookupError:
+                continue
+        return None
+
+    def _genai_entry(
+        self, provider: str | None, model: str, service_tier: str | None, when: datetime
+    ) -> PriceEntry | None:
+        found = self._genai_model(provider, model)
+        if found is None:
+            return None
+        gp_provider, info = found
+        context = _price_context(service_tier)
+        prices = info.get_prices(when, context)  # type: ignore[arg-type]
+        rates = {c: _rate_from_genai(getattr(prices, key)) for c, key in _GENAI_KEYS.items()}
+        if rates["input"] is None or rates["output"] is None:
+            return None
+        ref = f"{PRICE_SOURCE}: {gp_provider.id}/{info.id}"
+        period = _period_start(info, when)
+        if period:
+            ref += f" ({period})"
+        if context and any(v.when == context for v in info.price_variants or ()):
+            ref += " [" + ", ".join(f"{k}={v}" for k, v in context.items()) + "]"
+        return PriceEntry(ref=ref, source=PRICE_SOURCE, rates=rates)
+
+    def _rule_entry(self, rule: ModelPriceSpec, base: PriceEntry | None) -> PriceEntry | None:
+        label = f"{self.rules_source}: {rule.model}" + (f" ({rule.provider})" if rule.provider else "")
+        if rule.input is not None:
+            rates = rule.rates()
+            source = self.rules_source or "price file"
+        elif base is not None:
+            rates = dict(base.rates)
+            source = base.source
+            label = f"{base.ref} via {label}"
+        else:
+            return None
+        if rule.discount is not None:
+            factor = 1 - rule.discount
+            rates = {c: (r.scaled(factor) if r is not None else None) for c, r in rates.items()}
+            label += f" -{(rule.discount * 100).normalize():f}%"
+        return PriceEntry(ref=label, source=source, rates=rates)
+
+    def resolve(self, provider: str | None, model: str, service_tier: str | None, when: datetime) -> PriceEntry | None:
+        key = (provider, model, service_tier, when)
+        if key in self._cache:
+            return self._cache[key]
+        day = when.date() if when != UNDATED_PRICE_TIME else None
+        index = next((i for i, r in enumerate(self.rules) if r.matches(provider, model, day)), None)
+        base = self._genai_entry(provider, model, service_tier, when)
+        entry = base
+        if index is not None:
+            self._matched_rules.add(index)
+            entry = self._rule_entry(self.rules[index], base)
+        self._cache[key] = entry
+        return entry
+
+    def unused_rules(self) -> list[str]:
+        """Rules of the price file that matched no call so far (likely a typo in `model:`)."""
+        return [r.model for i, r in enumerate(self.rules) if i not in self._matched_rules]
+
+    @cached_property
+    def known_models(self) -> list[str]:
+        names = {m.id for p in data_snapshot.get_snapshot().providers for m in p.models}
+        names.update(r.model for r in self.rules if not any(ch in r.model for ch in "*?["))
+        return sorted(names)
+
+    def suggest(self, model: str) -> str | None:
+        """A 'did you mean' for an unknown model name."""
+        close = difflib.get_close_matches(model.lower(), self.known_models, n=1, cutoff=0.6)
+        return close[0] if close else None
+
+
+@dataclass(frozen=True)
+class Unpriced:
+    provider: str | None
+    model: str | None
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    hint: str | None
+
+
+@dataclass(frozen=True)
+class PricingResult:
+    table: pa.Table
+    entries: list[PriceEntry]
+    unpriced: list[Unpriced]
+    undated_calls: int
+    unused_rules: list[str]
+
+
+def _key_codes(table: pa.Table) -> tuple[np.ndarray, list[tuple[str | None, str | None, str | None]]]:
+    """Per-row index into the distinct (provider, model, service_tier) triples."""
+    joined = pc.binary_join_element_wise(
+        pc.fill_null(table["provider"], "\x00"),
+        pc.fill_null(table["model"], "\x00"),
+        pc.fill_null(table["service_tier"], "\x00"),
+        "\x1f",
+    )
+    encoded = pc.dictionary_encode(joined).combine_chunks()
+    triples = []
+    for text in encoded.dictionary.to_pylist():
+        parts = [None if p == "\x00" else p for p in text.split("\x1f")]
+        triples.append((parts[0], parts[1], parts[2]))
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), triples
+
+
+def _tokens(table: pa.Table, name: str) -> np.ndarray:
+    return pc.fill_null(table[name], 0).to_numpy().astype(np.float64)
+
+
+def price_table(table: pa.Table, book: PriceBook) -> PricingResult:
+    """Fill the cost columns of a step table; unpriced calls keep null costs and are listed."""
+    n = table.num_rows
+    triple_idx, triples = _key_codes(table)
+    start_us = pc.cast(table["start"], pa.int64()).to_numpy(zero_copy_only=False)
+    has_time = ~pc.is_null(table["start"]).to_numpy(zero_copy_only=False)
+    start_us = np.where(has_time, np.nan_to_num(start_us.astype(np.float64)), 0).astype(np.int64)
+    minutes = start_us // 60_000_000
+    day_no = minutes // (24 * 60)
+    tod_models = np.array([t[1] is not None and book.time_sensitive(t[0], t[1]) for t in triples], dtype=bool)
+    slot = np.where(tod_models[triple_idx] if n else np.zeros(0, bool), (minutes % (24 * 60)) // _SLOT_MINUTES, 0)
+    day_key = np.where(has_time, day_no, -(10**6))
+    composite = (triple_idx * 10**9 + (day_key + 10**6) * 100 + slot).astype(np.int64)
+    uniq, inverse = np.unique(composite, return_inverse=True)
+
+    entries: list[PriceEntry] = []
+    entry_index: dict[str, int] = {}
+    key_entry = np.full(len(uniq), -1, dtype=np.int64)
+    for k, code in enumerate(uniq.tolist()):
+        t_idx, rest = divmod(code, 10**9)
+        day_part, slot_part = divmod(rest, 100)
+        provider, model, tier = triples[t_idx]
+        if model is None:
+            continue
+        day_val = day_part - 10**6
+        if day_val == -(10**6):
+            when = UNDATED_PRICE_TIME
+        else:
+            when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day_val, minutes=slot_part * _SLOT_MINUTES)
+        entry = book.resolve(provider, model, tier, when)
+        if entry is None:
+            continue
+        if entry.ref not in entry_index:
+            entry_index[entry.ref] = len(entries)
+            entries.append(entry)
+        key_entry[k] = entry_index[entry.ref]
+    row_entry = key_entry[inverse] if n else np.zeros(0, dtype=np.int64)
+    priced = (row_entry >= 0) & ~pc.is_null(table["usage_source"]).to_numpy(zero_copy_only=False)
+    safe_entry = np.where(row_entry >= 0, row_entry, 0)
+
+    inp = _tokens(table, "input_tokens")
+    read = _tokens(table, "cache_read_tokens")
+    write = _tokens(table, "cache_write_tokens")
+    write_1h = _tokens(table, "cache_write_1h_tokens")
+    out = _tokens(table, "output_tokens")
+
+    def rate_column(component: str) -> np.ndarray:
+        if not entries:
+            return np.zeros(n)
+        rates = [e.rate(component) for e in entries]
+        per_entry = np.array([float(r.base) for r in rates])
+        column = per_entry[safe_entry]
+        depth = max(len(r.tiers) for r in rates)
+        for level in range(depth):
+            thresholds = np.array([r.tiers[level][0] if level < len(r.tiers) else np.inf for r in rates])
+            prices = np.array([float(r.tiers[level][1]) if level < len(r.tiers) else 0.0 for r in rates])
+            column = np.where(inp > thresholds[safe_entry], prices[safe_entry], column)
+        return column / 1_000_000
+
+    r_in = rate_column("input")
+    cost_input = (inp - read - write) * r_in
+    cost_read = read * rate_column("cache_read")
+    cost_write = (write - write_1h) * rate_column("cache_write") + write_1h * rate_column("cache_write_1h")
+    cost_output = out * rate_column("output")
+    cost_total = cost_input + cost_read + cost_write + cost_output
+    cache_saved = (read + write) * r_in - cost_read - cost_write
+
+    mask = ~priced
+    refs = np.array([e.ref for e in entries] + [None], dtype=object)
+    ref_column = refs[np.where(priced, safe_entry, len(entries))]
+
+    def money(values: np.ndarray) -> pa.Array:
+        return pa.array(values, type=pa.float64(), mask=mask)
+
+    result = table
+    for name, values in (
+        ("cost_input", cost_input),
+        ("cost_cache_read", cost_read),
+        ("cost_cache_write", cost_write),
+        ("cost_output", cost_output),
+        ("cost_total", cost_total),
+        ("cost_cache_saved", cache_saved),
+    ):
+        result = result.set_column(result.schema.get_field_index(name), name, money(values))
+    result = result.set_column(
+        result.schema.get_field_index("price_ref"), "price_ref", pa.array(ref_column, type=pa.string())
+    )
+
+    unpriced = _unpriced(table, (row_entry < 0) & (table["kind"].to_numpy(zero_copy_only=False) == "llm"), book)
+    undated = int(np.sum(~has_time & priced))
+    return PricingResult(result, entries, unpriced, undated, book.unused_rules())
+
+
+def _unpriced(table: pa.Table, mask: np.ndarray, book: PriceBook) -> list[Unpriced]:
+    if not mask.any():
+        return []
+    sub = table.filter(pa.array(mask)).select(["provider", "model", "input_tokens", "output_tokens"])
+    grouped = sub.group_by(["provider", "model"], use_threads=False).aggregate(
+        [("input_tokens", "sum"), ("output_tokens", "sum"), ([], "count_all")]
+    )
+    rows = []
+    for rec in grouped.to_pylist():
+        model = rec["model"]
+        suggestion = book.suggest(model) if model else None
+        rows.append(
+            Unpriced(
+                provider=rec["provider"],
+                model=model,
+                calls=int(rec["count_all"]),
+                input_tokens=int(rec["input_tokens_sum"] or 0),
+                output_tokens=int(rec["output_tokens_sum"] or 0),
+                hint=(f"did you mean {suggestion}?" if suggestion else "add it to a price file (--prices)")
+                if model
+                else "the call names no model",
+            )
+        )
+    return sorted(rows, key=lambda u: (-u.calls, u.model or "", u.provider or ""))

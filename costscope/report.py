@@ -1,0 +1,47 @@
+"""The versioned analysis report that every renderer (and later `check`) consumes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import __version__
+from .pricing import PriceEntry, Unpriced
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class Report:
+    inputs: dict[str, Any]
+    totals: dict[str, Any]
+    by: list[str]
+    groups: list[dict[str, Any]]
+    traces: dict[str, Any]
+    top_traces: list[dict[str, Any]]
+    top_steps: list[dict[str, Any]]
+    concentration: dict[str, Any]
+    cache: dict[str, Any]
+    prices: list[PriceEntry]
+    price_sources: list[str]
+    unpriced: list[Unpriced]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract of DESIGN.md (field names are a public interface)."""
+        return {
+            "costscope_version": __version__,
+            "report_version": REPORT_VERSION,
+            "inputs": self.inputs,
+            "totals": self.totals,
+            "by": self.by,
+            "groups": self.groups,
+            "traces": self.traces,
+            "top_traces": self.top_traces,
+            "top_steps": self.top_steps,
+            "concentration": self.concentration,
+            "cache": self.cache,
+            "prices": {"sources": self.price_sources, "entries": [e.to_json() for e in self.prices]},
+            "unpriced_models": [asdict(u) for u in self.unpriced],
+            "warnings": self.warnings,
+        }

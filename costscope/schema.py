@@ -1,0 +1,114 @@
+"""The step table: one row per LLM call (or tool/agent span), declared once.
+
+Token buckets are *inclusive*, as in OpenTelemetry GenAI, OpenInference and genai-prices:
+`input_tokens` counts every input token, cached ones included; `cache_read_tokens` and
+`cache_write_tokens` are subsets of it; `cache_write_1h_tokens` is the part of the writes with a
+one-hour TTL (the rest are 5-minute writes); `output_tokens` includes `reasoning_tokens`.
+Uncached input is derived (`input - cache_read - cache_write`), never stored.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+
+class Kind(StrEnum):
+    LLM = "llm"
+    TOOL = "tool"
+    AGENT = "agent"
+
+
+class UsageSource(StrEnum):
+    REPORTED = "reported"
+    RECOUNTED = "recounted"
+
+
+_UTC_TS = pa.timestamp("us", tz="UTC")
+
+IDENTITY_FIELDS = [
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("line", pa.int64(), nullable=False),
+    pa.field("format", pa.string()),
+    pa.field("record_id", pa.string()),
+    pa.field("trace_id", pa.string()),
+    pa.field("span_id", pa.string()),
+    pa.field("parent_id", pa.string()),
+    pa.field("step", pa.int32()),
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("agent", pa.string()),
+    pa.field("tenant", pa.string()),
+    pa.field("operation", pa.string()),
+    pa.field("tags", pa.map_(pa.string(), pa.string())),
+]
+TIME_FIELDS = [pa.field("start", _UTC_TS), pa.field("end", _UTC_TS)]
+MODEL_FIELDS = [
+    pa.field("provider", pa.string()),
+    pa.field("model", pa.string()),
+    pa.field("service_tier", pa.string()),
+]
+TOKEN_COLUMNS = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+USAGE_FIELDS = [pa.field(name, pa.int64()) for name in TOKEN_COLUMNS] + [
+    pa.field("usage_source", pa.string()),
+    pa.field("reported_cost_usd", pa.float64()),
+]
+CONTENT_FIELDS = [pa.field("request_hash", pa.string())]
+COST_COLUMNS = ("cost_input", "cost_cache_read", "cost_cache_write", "cost_output", "cost_total")
+COST_FIELDS = [
+    pa.field("price_ref", pa.string()),
+    *(pa.field(name, pa.float64()) for name in COST_COLUMNS),
+    pa.field("cost_cache_saved", pa.float64()),
+]
+
+STEP_SCHEMA = pa.schema(
+    IDENTITY_FIELDS + TIME_FIELDS + MODEL_FIELDS + USAGE_FIELDS + CONTENT_FIELDS + COST_FIELDS,
+    metadata={"costscope.schema_version": str(SCHEMA_VERSION)},
+)
+COLUMNS: tuple[str, ...] = tuple(STEP_SCHEMA.names)
+PARSED_COLUMNS: tuple[str, ...] = tuple(f.name for f in STEP_SCHEMA if f.name not in {f.name for f in COST_FIELDS})
+
+
+def empty_columns() -> dict[str, list[Any]]:
+    """Column buffers a parser fills row by row before turning them into a record batch."""
+    return {name: [] for name in PARSED_COLUMNS}
+
+
+def batch_from_columns(columns: dict[str, list[Any]]) -> pa.RecordBatch:
+    """A record batch in STEP_SCHEMA; cost columns are null until priced."""
+    n = len(columns["source"])
+    arrays = []
+    for field in STEP_SCHEMA:
+        if field.name in columns:
+            arrays.append(pa.array(columns[field.name], type=field.type))
+        else:
+            arrays.append(pa.nulls(n, type=field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=STEP_SCHEMA)
+
+
+def empty_table() -> pa.Table:
+    return STEP_SCHEMA.empty_table()
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """Cast a table read from Parquet or elsewhere to STEP_SCHEMA, adding missing nullable columns."""
+    missing_required = [f.name for f in STEP_SCHEMA if not f.nullable and f.name not in table.column_names]
+    if missing_required:
+        raise ValueError(f"missing required step-table columns: {', '.join(missing_required)}")
+    arrays = []
+    for field in STEP_SCHEMA:
+        if field.name in table.column_names:
+            arrays.append(table.column(field.name).cast(field.type))
+        else:
+            arrays.append(pa.nulls(table.num_rows, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=STEP_SCHEMA)

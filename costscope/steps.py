@@ -1,0 +1,121 @@
+"""Reading inputs into one step table: detection, parsing, ordering, step numbers and filters."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import InputError
+from .io import expand_paths
+from .parsers import ParseContext, Skips, detect, get_parser
+from .schema import STEP_SCHEMA, empty_table
+
+
+@dataclass(frozen=True)
+class FileReport:
+    name: str
+    format: str
+    records: int
+    rows: int
+
+
+@dataclass
+class LoadResult:
+    table: pa.Table
+    files: list[FileReport]
+    ignored: list[str]
+    skips: Skips
+    notes: dict[str, int] = field(default_factory=dict)
+    filtered_out: int = 0
+
+
+def load_steps(
+    paths: list[str],
+    *,
+    format_in: str | None = None,
+    strict: bool = False,
+    stdin: BinaryIO | None = None,
+) -> LoadResult:
+    """Read every input into one step table ordered by trace and time, with step ordinals."""
+    expanded = expand_paths(paths, stdin=stdin)
+    forced = get_parser(format_in) if format_in else None
+    ctx = ParseContext(skips=Skips(strict=strict))
+    batches: list[pa.RecordBatch] = []
+    files: list[FileReport] = []
+    for source in expanded.files:
+        if not source.prefix(1):
+            files.append(FileReport(source.name, "empty", 0, 0))
+            ctx.notes["empty files"] += 1
+            continue
+        parser = forced or detect(source)
+        rows = 0
+        for batch in parser.parse(source, ctx, forced=forced is not None):
+            rows += batch.num_rows
+            batches.append(batch)
+        files.append(FileReport(source.name, parser.name, ctx.records[source.name], rows))
+    table = pa.Table.from_batches(batches, schema=STEP_SCHEMA) if batches else empty_table()
+    return LoadResult(order_steps(table), files, expanded.ignored, ctx.skips, dict(ctx.notes))
+
+
+def order_steps(table: pa.Table) -> pa.Table:
+    """Give calls without a trace their own trace id (`source:line`), sort by trace then time, and number steps."""
+    if table.num_rows == 0:
+        return table
+    own = pc.binary_join_element_wise(table["source"], pc.cast(table["line"], pa.string()), ":")
+    table = table.set_column(
+        table.schema.get_field_index("trace_id"), "trace_id", pc.coalesce(table["trace_id"], own)
+    )
+    table = table.sort_by(
+        [("trace_id", "ascending"), ("start", "ascending"), ("source", "ascending"), ("line", "ascending")]
+    ).combine_chunks()
+    codes = pc.dictionary_encode(table["trace_id"]).combine_chunks().indices.to_numpy(zero_copy_only=False)
+    position = np.arange(len(codes))
+    first = np.ones(len(codes), dtype=bool)
+    first[1:] = codes[1:] != codes[:-1]
+    group_start = np.maximum.accumulate(np.where(first, position, 0))
+    step = pa.array((position - group_start + 1).astype(np.int32))
+    return table.set_column(table.schema.get_field_index("step"), "step", step)
+
+
+def _parse_time(text: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not a date or ISO-8601 time", hint="e.g. 2026-10-01") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def matching(column: pa.ChunkedArray, patterns: tuple[str, ...]) -> np.ndarray:
+    """Rows whose value matches one of the glob patterns, matching each distinct value once."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    keep = np.array(
+        [any(fnmatch.fnmatchcase(v, p) for p in patterns) for v in encoded.dictionary.to_pylist()] + [False]
+    )
+    codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False)
+    return keep[codes]
+
+
+@dataclass(frozen=True)
+class Filters:
+    since: str | None = None
+    until: str | None = None
+    models: tuple[str, ...] = ()
+    agents: tuple[str, ...] = ()
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        """Keep the rows the filters select. `--until` is exclusive; a bare date means its midnight UTC."""
+        mask = pa.array(np.ones(table.num_rows, dtype=bool))
+        if self.since:
+            mask = pc.and_kleene(mask, pc.greater_equal(table["start"], _parse_time(self.since, "--since")))
+        if self.until:
+            mask = pc.and_kleene(mask, pc.less(table["start"], _parse_time(self.until, "--until")))
+        for column, patterns in (("model", self.models), ("agent", self.agents)):
+            if patterns:
+                mask = pc.and_kleene(mask, pa.array(matching(table[column], patterns), type=pa.bool_()))
+        return table.filter(pc.fill_null(mask, False))
