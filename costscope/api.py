@@ -85,8 +85,10 @@ def _warnings(steps: PricedSteps, totals: dict[str, object]) -> list[str]:
     if loaded.skips.total:
         out.append(f"{loaded.skips.total} records skipped (see inputs.skipped_reasons)")
     for u in pricing.unpriced:
-        out.append(f"unpriced model {u.model or '(none)'} ({u.provider or 'unknown provider'}): {u.calls} calls "
-                   f"not in the total; {u.hint}")
+        out.append(
+            f"unpriced model {u.model or '(none)'} ({u.provider or 'unknown provider'}): {u.calls} calls "
+            f"not in the total; {u.hint}"
+        )
     if totals["calls_without_usage"]:
         out.append(f"{totals['calls_without_usage']} calls report no usage: their cost is unknown, not zero")
     if pricing.undated_calls:

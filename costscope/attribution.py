@@ -160,8 +160,16 @@ def top_traces(per_trace: pa.Table, n: int) -> list[dict[str, Any]]:
 
 
 STEP_FIELDS = (
-    "trace_id", "step", "agent", "model", "input_tokens", "cache_read_tokens", "output_tokens", "cost_total",
-    "source", "line",
+    "trace_id",
+    "step",
+    "agent",
+    "model",
+    "input_tokens",
+    "cache_read_tokens",
+    "output_tokens",
+    "cost_total",
+    "source",
+    "line",
 )
 
 

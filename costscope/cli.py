@@ -69,8 +69,11 @@ def analyze(
     paths: Annotated[list[str], typer.Argument(help="Trace files, directories, globs, or - for stdin.")],
     by: Annotated[
         list[str] | None,
-        typer.Option("--by", help="Group by model, provider, agent, trace, tenant, operation, day, week, month "
-                     "(comma-separated or repeated). Default: model."),
+        typer.Option(
+            "--by",
+            help="Group by model, provider, agent, trace, tenant, operation, day, week, month "
+            "(comma-separated or repeated). Default: model.",
+        ),
     ] = None,
     top: Annotated[int, typer.Option("--top", min=0, help="How many costliest traces and steps to list.")] = 5,
     since: Annotated[str | None, typer.Option(help="Only calls at or after this UTC date/time.")] = None,

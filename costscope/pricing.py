@@ -156,7 +156,8 @@ class ModelPriceSpec(BaseModel):
                 out[component] = None
                 continue
             tiers = tuple(
-                (t.above, getattr(t, component)) for t in sorted(self.tiers, key=lambda t: t.above)
+                (t.above, getattr(t, component))
+                for t in sorted(self.tiers, key=lambda t: t.above)
                 if getattr(t, component) is not None
             )
             out[component] = Rate(base, tiers)
@@ -225,8 +226,10 @@ class PriceBook:
     def time_sensitive(self, provider: str | None, model: str) -> bool:
         """True when the model's list price depends on the time of day (off-peak pricing)."""
         info = self._genai_model(provider, model)
-        return info is not None and not isinstance(info[1].prices, gp.ModelPrice) and any(
-            isinstance(c.constraint, gp.TimeOfDateConstraint) for c in info[1].prices
+        return (
+            info is not None
+            and not isinstance(info[1].prices, gp.ModelPrice)
+            and any(isinstance(c.constraint, gp.TimeOfDateConstraint) for c in info[1].prices)
         )
 
     def _genai_model(self, provider: str | None, model: str) -> tuple[gp.Provider, gp.ModelInfo] | None:

@@ -68,9 +68,7 @@ def order_steps(table: pa.Table) -> pa.Table:
     if table.num_rows == 0:
         return table
     own = pc.binary_join_element_wise(table["source"], pc.cast(table["line"], pa.string()), ":")
-    table = table.set_column(
-        table.schema.get_field_index("trace_id"), "trace_id", pc.coalesce(table["trace_id"], own)
-    )
+    table = table.set_column(table.schema.get_field_index("trace_id"), "trace_id", pc.coalesce(table["trace_id"], own))
     table = table.sort_by(
         [("trace_id", "ascending"), ("start", "ascending"), ("source", "ascending"), ("line", "ascending")]
     ).combine_chunks()

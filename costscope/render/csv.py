@@ -8,9 +8,21 @@ import io
 from ..report import Report
 
 FIELDS = (
-    "calls", "priced_calls", "input_tokens", "uncached_input_tokens", "cache_read_tokens", "cache_write_tokens",
-    "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "cost_input_usd",
-    "cost_cache_read_usd", "cost_cache_write_usd", "cost_output_usd", "cache_saved_usd",
+    "calls",
+    "priced_calls",
+    "input_tokens",
+    "uncached_input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "cost_input_usd",
+    "cost_cache_read_usd",
+    "cost_cache_write_usd",
+    "cost_output_usd",
+    "cache_saved_usd",
 )
 
 

@@ -27,28 +27,58 @@ def render_markdown(report: Report, width: int = 80) -> str:
         rows = []
         for g in report.groups:
             share = g["cost_usd"] / total if g["cost_usd"] is not None and total else None
-            rows.append([key_text(g["key"]), str(g["calls"]), str(g["input_tokens"]), str(g["cache_read_tokens"]),
-                         str(g["output_tokens"]), usd(g["cost_usd"]), pct(share)])
+            rows.append(
+                [
+                    key_text(g["key"]),
+                    str(g["calls"]),
+                    str(g["input_tokens"]),
+                    str(g["cache_read_tokens"]),
+                    str(g["output_tokens"]),
+                    usd(g["cost_usd"]),
+                    pct(share),
+                ]
+            )
         lines += _table([", ".join(report.by), "calls", "input", "cache read", "output", "cost", "share"], rows)
     if report.top_traces:
         lines += ["### Costliest traces", ""]
         lines += _table(
             ["trace", "agents", "calls", "input", "cost"],
-            [[t["trace_id"], ", ".join(t["agents"]) or MISSING, str(t["calls"]), tokens(t["input_tokens"]),
-              usd(t["cost_usd"])] for t in report.top_traces],
+            [
+                [
+                    t["trace_id"],
+                    ", ".join(t["agents"]) or MISSING,
+                    str(t["calls"]),
+                    tokens(t["input_tokens"]),
+                    usd(t["cost_usd"]),
+                ]
+                for t in report.top_traces
+            ],
         )
     if report.top_steps:
         lines += ["### Costliest steps", ""]
         lines += _table(
             ["trace#step", "model", "input", "output", "cost", "at"],
-            [[f"{s['trace_id']}#{s['step']}", s["model"] or MISSING, tokens(s["input_tokens"]),
-              tokens(s["output_tokens"]), usd(s["cost_usd"]), f"{s['source']}:{s['line']}"] for s in report.top_steps],
+            [
+                [
+                    f"{s['trace_id']}#{s['step']}",
+                    s["model"] or MISSING,
+                    tokens(s["input_tokens"]),
+                    tokens(s["output_tokens"]),
+                    usd(s["cost_usd"]),
+                    f"{s['source']}:{s['line']}",
+                ]
+                for s in report.top_steps
+            ],
         )
     if report.unpriced:
         lines += ["### Unpriced models (not in the total)", ""]
-        lines += _table(["model", "provider", "calls", "input", "hint"],
-                        [[u.model or MISSING, u.provider or MISSING, str(u.calls), str(u.input_tokens), u.hint or ""]
-                         for u in report.unpriced])
+        lines += _table(
+            ["model", "provider", "calls", "input", "hint"],
+            [
+                [u.model or MISSING, u.provider or MISSING, str(u.calls), str(u.input_tokens), u.hint or ""]
+                for u in report.unpriced
+            ],
+        )
     if report.warnings:
         lines += ["### Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
     return "\n".join(lines).rstrip() + "\n"

@@ -24,8 +24,13 @@ def _groups_table(report: Report) -> Table:
         cached = g["cache_read_tokens"] / g["input_tokens"] if g["input_tokens"] else None
         share = (g["cost_usd"] / total) if (g["cost_usd"] is not None and total) else None
         table.add_row(
-            key_text(g["key"]), str(g["calls"]), tokens(g["input_tokens"]), pct(cached),
-            tokens(g["output_tokens"]), usd(g["cost_usd"]), pct(share),
+            key_text(g["key"]),
+            str(g["calls"]),
+            tokens(g["input_tokens"]),
+            pct(cached),
+            tokens(g["output_tokens"]),
+            usd(g["cost_usd"]),
+            pct(share),
         )
     return table
 
@@ -37,8 +42,13 @@ def _top_traces_table(report: Report) -> Table:
     for name in ("calls", "input", "cost"):
         table.add_column(name, justify="right", no_wrap=True)
     for t in report.top_traces:
-        table.add_row(t["trace_id"], ", ".join(t["agents"]) or MISSING, str(t["calls"]),
-                      tokens(t["input_tokens"]), usd(t["cost_usd"]))
+        table.add_row(
+            t["trace_id"],
+            ", ".join(t["agents"]) or MISSING,
+            str(t["calls"]),
+            tokens(t["input_tokens"]),
+            usd(t["cost_usd"]),
+        )
     return table
 
 
@@ -50,8 +60,13 @@ def _top_steps_table(report: Report) -> Table:
     for name in ("input", "output", "cost"):
         table.add_column(name, justify="right", no_wrap=True)
     for s in report.top_steps:
-        table.add_row(f"{s['trace_id']}#{s['step']}", s["model"] or MISSING, tokens(s["input_tokens"]),
-                      tokens(s["output_tokens"]), usd(s["cost_usd"]))
+        table.add_row(
+            f"{s['trace_id']}#{s['step']}",
+            s["model"] or MISSING,
+            tokens(s["input_tokens"]),
+            tokens(s["output_tokens"]),
+            usd(s["cost_usd"]),
+        )
     return table
 
 
@@ -68,8 +83,16 @@ def _unpriced_table(report: Report) -> Table:
 
 def render_table(report: Report, width: int = 80) -> str:
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, force_terminal=False, highlight=False,
-                      emoji=False, legacy_windows=False, soft_wrap=False)
+    console = Console(
+        file=buffer,
+        width=width,
+        color_system=None,
+        force_terminal=False,
+        highlight=False,
+        emoji=False,
+        legacy_windows=False,
+        soft_wrap=False,
+    )
     for line in headline(report):
         console.print(line, markup=False)
     if report.groups:
