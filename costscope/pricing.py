@@ -304,7 +304,7 @@ class PriceBook:
 
     def suggest(self, model: str) -> str | None:
         """A 'did you mean' for an unknown model name."""
-        close = difflib.get_close_matches(model.lower(), self.known_models, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(model.lower(), self.known_models, n=1, cutoff=0.8)
         return close[0] if close else None
 
 
@@ -440,6 +440,14 @@ def price_table(table: pa.Table, book: PriceBook) -> PricingResult:
     return PricingResult(result, entries, unpriced, undated, book.unused_rules())
 
 
+def _unpriced_hint(model: str | None, suggestion: str | None) -> str:
+    if model is None:
+        return "the call names no model"
+    if suggestion is not None:
+        return f"did you mean {suggestion}? otherwise add it to a price file (--prices)"
+    return "add it to a price file (--prices)"
+
+
 def _unpriced(table: pa.Table, mask: np.ndarray, book: PriceBook) -> list[Unpriced]:
     if not mask.any():
         return []
@@ -458,9 +466,7 @@ def _unpriced(table: pa.Table, mask: np.ndarray, book: PriceBook) -> list[Unpric
                 calls=int(rec["count_all"]),
                 input_tokens=int(rec["input_tokens_sum"] or 0),
                 output_tokens=int(rec["output_tokens_sum"] or 0),
-                hint=(f"did you mean {suggestion}?" if suggestion else "add it to a price file (--prices)")
-                if model
-                else "the call names no model",
+                hint=_unpriced_hint(model, suggestion),
             )
         )
     return sorted(rows, key=lambda u: (-u.calls, u.model or "", u.provider or ""))
