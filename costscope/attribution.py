@@ -61,8 +61,8 @@ def with_keys(table: pa.Table, by: list[str]) -> tuple[pa.Table, list[str]]:
     return table, columns
 
 
-def _aggregations() -> list[tuple[str, str] | tuple[str, str, Any]]:
-    aggs: list[tuple[str, str] | tuple[str, str, Any]] = [([], "count_all"), ("cost_total", "count")]
+def _aggregations() -> list[tuple[Any, ...]]:
+    aggs: list[tuple[Any, ...]] = [([], "count_all"), ("cost_total", "count")]
     aggs += [(name, "sum") for name in TOKEN_COLUMNS]
     aggs += [(name, "sum") for name in MONEY.values()]
     aggs += [("usage_source", "count")]
@@ -179,7 +179,7 @@ def top_steps(calls: pa.Table, n: int) -> list[dict[str, Any]]:
     ordered = calls.select(list(STEP_FIELDS)).sort_by(
         [("cost_total", "descending"), ("trace_id", "ascending"), ("step", "ascending")]
     )
-    rows = ordered.slice(0, n).to_pylist()
+    rows: list[dict[str, Any]] = ordered.slice(0, n).to_pylist()
     for row in rows:
         row["cost_usd"] = row.pop("cost_total")
     return rows

@@ -249,7 +249,7 @@ class PriceBook:
             return None
         gp_provider, info = found
         context = _price_context(service_tier)
-        prices = info.get_prices(when, context)  # type: ignore[arg-type]
+        prices = info.get_prices(when, context)
         rates = {c: _rate_from_genai(getattr(prices, key)) for c, key in _GENAI_KEYS.items()}
         if rates["input"] is None or rates["output"] is None:
             return None
@@ -344,7 +344,8 @@ def _key_codes(table: pa.Table) -> tuple[np.ndarray, list[tuple[str | None, str 
 
 
 def _tokens(table: pa.Table, name: str) -> np.ndarray:
-    return pc.fill_null(table[name], 0).to_numpy().astype(np.float64)
+    values: np.ndarray = pc.fill_null(table[name], 0).to_numpy().astype(np.float64)
+    return values
 
 
 def price_table(table: pa.Table, book: PriceBook) -> PricingResult:

@@ -96,7 +96,8 @@ def matching(column: pa.ChunkedArray, patterns: tuple[str, ...]) -> np.ndarray:
         [any(fnmatch.fnmatchcase(v, p) for p in patterns) for v in encoded.dictionary.to_pylist()] + [False]
     )
     codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False)
-    return keep[codes]
+    selected: np.ndarray = keep[codes]
+    return selected
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def token_count(value: Any, name: str) -> int | None:
         value = int(value)
     if value < 0:
         raise RecordError(f"{name} is negative: {value}")
-    return value
+    return int(value)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
