@@ -75,6 +75,8 @@ def _inputs(loaded: LoadResult) -> dict[str, object]:
         "skipped_reasons": dict(sorted(loaded.skips.counts.items(), key=lambda kv: (-kv[1], kv[0]))),
         "skipped_examples": list(loaded.skips.examples),
         "ignored_files": loaded.ignored,
+        "duplicates_dropped": len(loaded.duplicates),
+        "duplicate_examples": loaded.duplicates[:5],
         "filtered_out": loaded.filtered_out,
     }
 
@@ -84,6 +86,11 @@ def _warnings(steps: PricedSteps, totals: dict[str, object]) -> list[str]:
     loaded, pricing = steps.load, steps.pricing
     if loaded.skips.total:
         out.append(f"{loaded.skips.total} records skipped (see inputs.skipped_reasons)")
+    if loaded.duplicates:
+        out.append(
+            f"{len(loaded.duplicates)} records repeat a response id already read and were counted once "
+            f"(first: {loaded.duplicates[0]})"
+        )
     for u in pricing.unpriced:
         out.append(
             f"unpriced model {u.model or '(none)'} ({u.provider or 'unknown provider'}): {u.calls} calls "

@@ -33,6 +33,8 @@ class LoadResult:
     skips: Skips
     notes: dict[str, int] = field(default_factory=dict)
     filtered_out: int = 0
+    duplicates: list[str] = field(default_factory=list)
+    """`file:line` of records dropped as repeats of an already-read response id."""
 
 
 def load_steps(
@@ -60,7 +62,30 @@ def load_steps(
             batches.append(batch)
         files.append(FileReport(source.name, parser.name, ctx.records[source.name], rows))
     table = pa.Table.from_batches(batches, schema=STEP_SCHEMA) if batches else empty_table()
-    return LoadResult(order_steps(table), files, expanded.ignored, ctx.skips, dict(ctx.notes))
+    table, duplicates = drop_duplicate_responses(table)
+    result = LoadResult(order_steps(table), files, expanded.ignored, ctx.skips, dict(ctx.notes))
+    result.duplicates = duplicates
+    return result
+
+
+def drop_duplicate_responses(table: pa.Table) -> tuple[pa.Table, list[str]]:
+    """Keep one row per provider response id (the last one read): a response logged twice was billed once.
+
+    Returns the table and `file:line` of every dropped row, so the drop is reported, never silent.
+    """
+    if table.num_rows == 0 or table["record_id"].null_count == table.num_rows:
+        return table, []
+    encoded = pc.dictionary_encode(table["record_id"]).combine_chunks()
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    n = len(codes)
+    _, last_from_end = np.unique(codes[::-1], return_index=True)
+    keep = np.zeros(n, dtype=bool)
+    keep[n - 1 - last_from_end] = True
+    keep |= codes < 0
+    if keep.all():
+        return table, []
+    dropped = table.filter(pa.array(~keep)).select(["source", "line"]).to_pylist()
+    return table.filter(pa.array(keep)), [f"{row['source']}:{row['line']}" for row in dropped]
 
 
 def order_steps(table: pa.Table) -> pa.Table:

@@ -194,3 +194,15 @@ def test_stdin_and_gzip(calls_file: Path, tmp_path: Path) -> None:
 def test_version() -> None:
     code, out, _ = run("--version")
     assert code == 0 and out.startswith("costscope ")
+
+
+def test_a_response_logged_twice_is_counted_once(calls_file: Path) -> None:
+    with calls_file.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(CALLS[0]) + "\n")
+    code, out, err = run("analyze", str(calls_file), "-f", "json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["totals"]["calls"] == 3
+    assert report["inputs"]["duplicates_dropped"] == 1
+    assert report["inputs"]["duplicate_examples"] == [f"{calls_file}:1"]
+    assert "repeat a response id" in err
