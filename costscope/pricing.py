@@ -257,12 +257,20 @@ class PriceBook:
         period = _period_start(info, when)
         if period:
             ref += f" ({period})"
-        if context and any(v.when == context for v in info.price_variants or ()):
+        active = [
+            v
+            for v in info.price_variants or ()
+            if v.when == context and (v.constraint is None or v.constraint.active(when))
+        ]
+        if context and active:
             ref += " [" + ", ".join(f"{k}={v}" for k, v in context.items()) + "]"
         return PriceEntry(ref=ref, source=PRICE_SOURCE, rates=rates)
 
     def _rule_entry(self, rule: ModelPriceSpec, base: PriceEntry | None) -> PriceEntry | None:
         label = f"{self.rules_source}: {rule.model}" + (f" ({rule.provider})" if rule.provider else "")
+        if rule.from_ is not None or rule.until is not None:
+            span = (rule.from_.isoformat() if rule.from_ else "") + ".." + (rule.until.isoformat() if rule.until else "")
+            label += f" [{span}]"
         if rule.input is not None:
             rates = rule.rates()
             source = self.rules_source or "price file"
@@ -364,7 +372,7 @@ def price_table(table: pa.Table, book: PriceBook) -> PricingResult:
     uniq, inverse = np.unique(composite, return_inverse=True)
 
     entries: list[PriceEntry] = []
-    entry_index: dict[str, int] = {}
+    entry_index: dict[tuple[str, tuple[tuple[str, Rate | None], ...]], int] = {}
     key_entry = np.full(len(uniq), -1, dtype=np.int64)
     for k, code in enumerate(uniq.tolist()):
         t_idx, rest = divmod(code, 10**9)
@@ -380,10 +388,11 @@ def price_table(table: pa.Table, book: PriceBook) -> PricingResult:
         entry = book.resolve(provider, model, tier, when)
         if entry is None:
             continue
-        if entry.ref not in entry_index:
-            entry_index[entry.ref] = len(entries)
+        identity = (entry.ref, tuple(sorted(entry.rates.items())))
+        if identity not in entry_index:
+            entry_index[identity] = len(entries)
             entries.append(entry)
-        key_entry[k] = entry_index[entry.ref]
+        key_entry[k] = entry_index[identity]
     row_entry = key_entry[inverse] if n else np.zeros(0, dtype=np.int64)
     priced = (row_entry >= 0) & ~pc.is_null(table["usage_source"]).to_numpy(zero_copy_only=False)
     safe_entry = np.where(row_entry >= 0, row_entry, 0)

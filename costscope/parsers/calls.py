@@ -22,7 +22,9 @@ from . import anthropic, gemini, openai
 from .base import ParseContext, RecordError, RowBuffer, first_key, first_object, text_or_none, timestamp_us
 
 FAMILIES: dict[str, ModuleType] = {"anthropic": anthropic, "gemini": gemini, "openai": openai}
-DETECTION_ORDER = (gemini, anthropic, openai)
+DETECTION_ORDER = (gemini, openai, anthropic)
+"""OpenAI's markers (`object`, `prompt_tokens`, `*_tokens_details`) come first: litellm's OpenAI-shaped
+responses for Claude also carry Anthropic's `cache_creation_input_tokens`."""
 
 TIMESTAMP_KEYS = ("timestamp", "start", "start_time", "started_at", "ts", "time", "created_at", "request_time")
 END_KEYS = ("end_timestamp", "end", "end_time", "ended_at", "completed_at", "response_time")
