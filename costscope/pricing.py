@@ -269,7 +269,9 @@ class PriceBook:
     def _rule_entry(self, rule: ModelPriceSpec, base: PriceEntry | None) -> PriceEntry | None:
         label = f"{self.rules_source}: {rule.model}" + (f" ({rule.provider})" if rule.provider else "")
         if rule.from_ is not None or rule.until is not None:
-            span = (rule.from_.isoformat() if rule.from_ else "") + ".." + (rule.until.isoformat() if rule.until else "")
+            span = (
+                (rule.from_.isoformat() if rule.from_ else "") + ".." + (rule.until.isoformat() if rule.until else "")
+            )
             label += f" [{span}]"
         if rule.input is not None:
             rates = rule.rates()

@@ -40,7 +40,11 @@ CALLS = [
             "id": "chatcmpl-1",
             "object": "chat.completion",
             "model": "gpt-4o",
-            "usage": {"prompt_tokens": 2006, "completion_tokens": 300, "prompt_tokens_details": {"cached_tokens": 1920}},
+            "usage": {
+                "prompt_tokens": 2006,
+                "completion_tokens": 300,
+                "prompt_tokens_details": {"cached_tokens": 1920},
+            },
         },
     },
     {
