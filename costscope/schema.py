@@ -79,20 +79,15 @@ COLUMNS: tuple[str, ...] = tuple(STEP_SCHEMA.names)
 PARSED_COLUMNS: tuple[str, ...] = tuple(f.name for f in STEP_SCHEMA if f.name not in {f.name for f in COST_FIELDS})
 
 
-def empty_columns() -> dict[str, list[Any]]:
-    """Column buffers a parser fills row by row before turning them into a record batch."""
-    return {name: [] for name in PARSED_COLUMNS}
+_PARSED_SCHEMA = pa.schema([f for f in STEP_SCHEMA if f.name in PARSED_COLUMNS])
 
 
-def batch_from_columns(columns: dict[str, list[Any]]) -> pa.RecordBatch:
-    """A record batch in STEP_SCHEMA; cost columns are null until priced."""
-    n = len(columns["source"])
-    arrays = []
-    for field in STEP_SCHEMA:
-        if field.name in columns:
-            arrays.append(pa.array(columns[field.name], type=field.type))
-        else:
-            arrays.append(pa.nulls(n, type=field.type))
+def batch_from_rows(rows: list[dict[str, Any]]) -> pa.RecordBatch:
+    """A record batch in STEP_SCHEMA from row dicts (missing keys are null); cost columns are null."""
+    parsed = pa.RecordBatch.from_pylist(rows, schema=_PARSED_SCHEMA)
+    arrays = [
+        parsed.column(f.name) if f.name in PARSED_COLUMNS else pa.nulls(len(rows), type=f.type) for f in STEP_SCHEMA
+    ]
     return pa.RecordBatch.from_arrays(arrays, schema=STEP_SCHEMA)
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from costscope import attribution as attr
 from costscope.api import write_steps
 from costscope.pricing import PriceBook, price_table
-from costscope.schema import COST_COLUMNS, STEP_SCHEMA, batch_from_columns, empty_columns
+from costscope.schema import COST_COLUMNS, STEP_SCHEMA, batch_from_rows
 from costscope.steps import load_steps, order_steps
 
 MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5", "gpt-4o", "gpt-5", "gemini-2.5-pro", "my-unknown-model", None]
@@ -49,11 +49,7 @@ def call_rows(draw: st.DrawFn) -> dict[str, object]:
 
 
 def table_of(rows: list[dict[str, object]]) -> pa.Table:
-    columns = empty_columns()
-    for row in rows:
-        for name, values in columns.items():
-            values.append(row.get(name))
-    return order_steps(pa.Table.from_batches([batch_from_columns(columns)], schema=STEP_SCHEMA))
+    return order_steps(pa.Table.from_batches([batch_from_rows(rows)], schema=STEP_SCHEMA))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from costscope import AnalyzeOptions, analyze, load_priced_steps
 from costscope.errors import ConfigError
 from costscope.pricing import PriceBook, price_table
-from costscope.schema import COST_COLUMNS, STEP_SCHEMA, batch_from_columns, empty_columns
+from costscope.schema import COST_COLUMNS, STEP_SCHEMA, batch_from_rows
 
 MTOK = 1_000_000
 WHEN = "2025-10-01T12:00:00Z"
@@ -504,7 +504,7 @@ def usages(draw: st.DrawFn, tiers: tuple[str | None, ...] = (None,)) -> dict[str
 
 
 def table_of(calls: list[dict[str, Any]]) -> pa.Table:
-    columns = empty_columns()
+    rows = []
     for i, call in enumerate(calls, 1):
         delta = call["when"] - EPOCH
         row = {
@@ -515,9 +515,8 @@ def table_of(calls: list[dict[str, Any]]) -> pa.Table:
             "usage_source": "reported",
             "start": (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds,
         }
-        for name, values in columns.items():
-            values.append(row.get(name))
-    return pa.Table.from_batches([batch_from_columns(columns)], schema=STEP_SCHEMA)
+        rows.append(row)
+    return pa.Table.from_batches([batch_from_rows(rows)], schema=STEP_SCHEMA)
 
 
 def check_against_genai_prices(calls: list[dict[str, Any]]) -> None:

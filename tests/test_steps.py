@@ -10,7 +10,7 @@ import pytest
 
 from costscope import AnalyzeOptions, Filters, load_priced_steps
 from costscope.errors import InputError
-from costscope.schema import STEP_SCHEMA, batch_from_columns, empty_columns
+from costscope.schema import STEP_SCHEMA, batch_from_rows
 from costscope.steps import matching, order_steps
 
 
@@ -20,14 +20,13 @@ def us(text: str) -> int:
 
 
 def table_of(rows: list[dict[str, Any]]) -> pa.Table:
-    columns = empty_columns()
+    full_rows = []
     for i, row in enumerate(rows, 1):
         full = {"source": "t.jsonl", "line": i, "kind": "llm", **row}
         if isinstance(full.get("start"), str):
             full["start"] = us(full["start"])
-        for name, values in columns.items():
-            values.append(full.get(name))
-    return pa.Table.from_batches([batch_from_columns(columns)], schema=STEP_SCHEMA)
+        full_rows.append(full)
+    return pa.Table.from_batches([batch_from_rows(full_rows)], schema=STEP_SCHEMA)
 
 
 ROWS = [

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from ..errors import InputError
 from ..io import InputFile
-from ..schema import batch_from_columns, empty_columns
+from ..schema import batch_from_rows
 
 BATCH_ROWS = 65_536
 
@@ -75,21 +75,17 @@ class RowBuffer:
 
     def __init__(self, batch_rows: int = BATCH_ROWS) -> None:
         self.batch_rows = batch_rows
-        self.columns = empty_columns()
-        self.size = 0
+        self.rows: list[dict[str, Any]] = []
 
     def add(self, row: dict[str, Any]) -> pa.RecordBatch | None:
-        for name, values in self.columns.items():
-            values.append(row.get(name))
-        self.size += 1
-        return self.flush() if self.size >= self.batch_rows else None
+        self.rows.append(row)
+        return self.flush() if len(self.rows) >= self.batch_rows else None
 
     def flush(self) -> pa.RecordBatch | None:
-        if not self.size:
+        if not self.rows:
             return None
-        batch = batch_from_columns(self.columns)
-        self.columns = empty_columns()
-        self.size = 0
+        batch = batch_from_rows(self.rows)
+        self.rows = []
         return batch
 
 

@@ -39,6 +39,39 @@ REQUEST_KEYS = ("request", "req", "request_body")
 RESPONSE_KEYS = ("response", "resp", "response_body")
 TAG_KEYS = ("tags", "metadata", "labels")
 
+WRAPPER_FIELDS: dict[str, tuple[str, ...]] = {
+    "start": TIMESTAMP_KEYS,
+    "end": END_KEYS,
+    "duration_ms": DURATION_MS_KEYS,
+    "trace_id": TRACE_KEYS,
+    "span_id": SPAN_KEYS,
+    "parent_id": PARENT_KEYS,
+    "agent": AGENT_KEYS,
+    "tenant": TENANT_KEYS,
+    "operation": OPERATION_KEYS,
+    "tags": TAG_KEYS,
+    "provider": ("provider",),
+    "service_tier": ("service_tier",),
+    "model": ("model",),
+    "batch": ("batch",),
+}
+_ALIASES = {key: (name, rank) for name, keys in WRAPPER_FIELDS.items() for rank, key in enumerate(keys)}
+
+
+def wrapper_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """The wrapper's metadata by field name, each from its highest-priority alias present (one pass)."""
+    found: dict[str, tuple[int, Any]] = {}
+    for key, value in meta.items():
+        hit = _ALIASES.get(key)
+        if hit is None or value is None:
+            continue
+        name, rank = hit
+        previous = found.get(name)
+        if previous is None or rank < previous[0]:
+            found[name] = (rank, value)
+    return {name: value for name, (_, value) in found.items()}
+
+
 PROVIDER_ALIASES = {"gemini": "google", "vertex": "google", "vertex_ai": "google", "gcp.gemini": "google"}
 
 
@@ -89,9 +122,10 @@ def record_row(obj: Any, forced: ModuleType | None) -> dict[str, Any]:
     """One step-table row from one record; RecordError says why a record is unusable."""
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
-    meta, request, response = split_record(obj)
-    if meta and response.get("error") is not None and "usage" not in response:
+    wrapper, request, response = split_record(obj)
+    if wrapper and response.get("error") is not None and "usage" not in response:
         raise RecordError("error response without usage (not billed)")
+    meta = wrapper_fields(wrapper)
     model = _model(response, request, meta)
     family = forced or detect_family(response, model)
     if family is None:
@@ -100,11 +134,11 @@ def record_row(obj: Any, forced: ModuleType | None) -> dict[str, Any]:
     provider = text_or_none(meta.get("provider")) or family.provider_of(model)
     if provider is not None:
         provider = PROVIDER_ALIASES.get(provider.lower(), provider.lower())
-    start = timestamp_us(first_key(meta, TIMESTAMP_KEYS))
+    start = timestamp_us(meta.get("start"))
     if start is None:
         start = timestamp_us(family.created(response))
-    end = timestamp_us(first_key(meta, END_KEYS))
-    duration = first_key(meta, DURATION_MS_KEYS)
+    end = timestamp_us(meta.get("end"))
+    duration = meta.get("duration_ms")
     if end is None and start is not None and isinstance(duration, int | float) and not isinstance(duration, bool):
         end = start + round(duration * 1000)
     record_id = text_or_none(first_key(response, ("id", "responseId", "response_id")))
@@ -113,14 +147,14 @@ def record_row(obj: Any, forced: ModuleType | None) -> dict[str, Any]:
         service_tier = "batch"
     row: dict[str, Any] = {
         "record_id": record_id,
-        "trace_id": text_or_none(first_key(meta, TRACE_KEYS)),
-        "span_id": text_or_none(first_key(meta, SPAN_KEYS)),
-        "parent_id": text_or_none(first_key(meta, PARENT_KEYS)),
+        "trace_id": text_or_none(meta.get("trace_id")),
+        "span_id": text_or_none(meta.get("span_id")),
+        "parent_id": text_or_none(meta.get("parent_id")),
         "kind": Kind.LLM.value,
-        "agent": text_or_none(first_key(meta, AGENT_KEYS)),
-        "tenant": text_or_none(first_key(meta, TENANT_KEYS)),
-        "operation": text_or_none(first_key(meta, OPERATION_KEYS)),
-        "tags": _tags(first_key(meta, TAG_KEYS)),
+        "agent": text_or_none(meta.get("agent")),
+        "tenant": text_or_none(meta.get("tenant")),
+        "operation": text_or_none(meta.get("operation")),
+        "tags": _tags(meta.get("tags")),
         "start": start,
         "end": end,
         "provider": provider,
