@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..report import Report
 from .fmt import MISSING, key_text, pct, tokens, usd
 from .summary import headline
@@ -11,8 +13,13 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+_NUMBER = re.compile(r"^[-$\d.,%kMG—]+$")
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"
+    """A GitHub table; columns whose every cell is a number, amount or share are right-aligned."""
+    numeric = [bool(rows) and all(_NUMBER.match(row[i]) for row in rows) for i in range(len(header))]
+    rule = "|" + "|".join("---:" if right else "---" for right in numeric) + "|"
     out = ["| " + " | ".join(header) + " |", rule]
     out += ["| " + " | ".join(_escape(c) for c in row) + " |" for row in rows]
     return out + [""]
