@@ -139,6 +139,7 @@ def build_report(steps: PricedSteps, options: AnalyzeOptions) -> Report:
             "saved_usd": totals["cache_saved_usd"],
             "cost_without_cache_usd": no_cache_cost if cost is not None else None,
         },
+        reported=attr.reported_costs(steps.table),
         prices=steps.pricing.entries,
         price_sources=steps.book.sources,
         unpriced=steps.pricing.unpriced,

@@ -36,6 +36,28 @@ MONEY = {
 }
 
 
+def reported_costs(table: pa.Table) -> dict[str, Any]:
+    """Costs the logs claim next to what costscope computes for the same calls.
+
+    Per-call claims (`reported_cost_usd` on LLM rows) are compared with those calls' computed cost;
+    roll-ups (`kind = rollup`, e.g. a session's total) with the computed cost of their traces.
+    """
+    calls = llm_calls(table)
+    claimed = calls.filter(pc.is_valid(calls["reported_cost_usd"]))
+    rollups = table.filter(pc.equal(table["kind"], Kind.ROLLUP.value))
+    rollups = rollups.filter(pc.is_valid(rollups["reported_cost_usd"]))
+    rolled_traces = pc.unique(rollups["trace_id"])
+    in_rolled = calls.filter(pc.is_in(calls["trace_id"], value_set=rolled_traces))
+    return {
+        "calls_with_reported_cost": claimed.num_rows,
+        "calls_reported_usd": pc.sum(claimed["reported_cost_usd"]).as_py(),
+        "calls_computed_usd": pc.sum(claimed["cost_total"]).as_py(),
+        "rollups": rollups.num_rows,
+        "rollups_reported_usd": pc.sum(rollups["reported_cost_usd"]).as_py(),
+        "rollups_computed_usd": pc.sum(in_rolled["cost_total"]).as_py(),
+    }
+
+
 def llm_calls(table: pa.Table) -> pa.Table:
     return table.filter(pc.equal(table["kind"], Kind.LLM.value))
 

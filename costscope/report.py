@@ -22,6 +22,7 @@ class Report:
     top_steps: list[dict[str, Any]]
     concentration: dict[str, Any]
     cache: dict[str, Any]
+    reported: dict[str, Any]
     prices: list[PriceEntry]
     price_sources: list[str]
     unpriced: list[Unpriced]
@@ -41,6 +42,7 @@ class Report:
             "top_steps": self.top_steps,
             "concentration": self.concentration,
             "cache": self.cache,
+            "reported": self.reported,
             "prices": {"sources": self.price_sources, "entries": [e.to_json() for e in self.prices]},
             "unpriced_models": [asdict(u) for u in self.unpriced],
             "warnings": self.warnings,

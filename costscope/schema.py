@@ -19,8 +19,14 @@ SCHEMA_VERSION = 1
 
 class Kind(StrEnum):
     LLM = "llm"
+    """One billed model call: the only kind whose tokens and costs are summed."""
     TOOL = "tool"
+    """A tool execution (name in `tool`), for per-tool views; carries no usage."""
     AGENT = "agent"
+    """An agent span (name in `agent`); its usage, if any, is a roll-up of its children and never summed."""
+    ROLLUP = "rollup"
+    """A summary the log itself wrote (a session `result`, a trajectory's `model_stats`): kept only as
+    `reported_cost_usd` for comparison with the computed cost of its trace, never added to its parts."""
 
 
 class UsageSource(StrEnum):
@@ -43,6 +49,7 @@ IDENTITY_FIELDS = [
     pa.field("agent", pa.string()),
     pa.field("tenant", pa.string()),
     pa.field("operation", pa.string()),
+    pa.field("tool", pa.string()),
     pa.field("tags", pa.map_(pa.string(), pa.string())),
 ]
 TIME_FIELDS = [pa.field("start", _UTC_TS), pa.field("end", _UTC_TS)]

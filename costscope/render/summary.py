@@ -37,5 +37,13 @@ def headline(report: Report) -> list[str]:
             f"Cache hit ratio {pct(cache['hit_ratio'])} of input; caching saved {usd(cache['saved_usd'])} "
             f"(without caching: {usd(cache['cost_without_cache_usd'])})"
         )
+    r = report.reported
+    for label, n, claimed, computed in (
+        ("calls", r["calls_with_reported_cost"], r["calls_reported_usd"], r["calls_computed_usd"]),
+        ("session totals", r["rollups"], r["rollups_reported_usd"], r["rollups_computed_usd"]),
+    ):
+        if n:
+            delta = f" ({(computed - claimed) / claimed * 100:+.1f}%)" if claimed and computed is not None else ""
+            lines.append(f"The logs claim {usd(claimed)} for {n} {label}; computed {usd(computed)}{delta}")
     lines.append("Prices: " + ", ".join(report.price_sources))
     return lines
