@@ -6,7 +6,7 @@ import glob
 import gzip
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -18,6 +18,17 @@ TRACE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".traj", ".log")
 
 SNIFF_BYTES = 64 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_FIRST_LINE = 1 << 30
+
+
+class ReadError(InputError):
+    """The bytes of a file stopped being readable (a corrupt or truncated .gz, an I/O error) at `line`."""
+
+    def __init__(self, source: str, line: int, reason: str) -> None:
+        super().__init__(f"{source}:{line}: {reason}")
+        self.source = source
+        self.line = line
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -46,12 +57,16 @@ class InputFile:
         return raw
 
     def prefix(self, size: int = SNIFF_BYTES) -> bytes:
-        """The first `size` decompressed bytes, for format sniffing."""
+        """The first `size` decompressed bytes, for format sniffing, extended to the end of the first line
+        when that line is longer (a single huge record must still be recognized)."""
         with self.open() as fh:
             try:
-                return fh.read(size)
+                head = fh.read(size)
+                if len(head) == size and b"\n" not in head:
+                    head += fh.readline(MAX_FIRST_LINE)
+                return head
             except (OSError, EOFError) as exc:
-                raise InputError(f"cannot read {self.name}: {exc}") from exc
+                raise ReadError(self.name, 1, f"cannot read the file: {exc}") from exc
 
     def is_parquet(self) -> bool:
         return self.path is not None and self.path.suffix == ".parquet"
@@ -114,12 +129,27 @@ def expand_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
     return Expanded(files=files, ignored=ignored)
 
 
-def iter_lines(source: InputFile) -> Iterator[tuple[int, bytes]]:
-    """Yield (1-based line number, line bytes) for every non-blank line."""
-    with source.open() as fh:
-        try:
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def iter_lines(
+    source: InputFile, on_read_error: Callable[[ReadError], None] | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """Yield (1-based line number, line bytes) for every non-blank line; a UTF-8 BOM is dropped.
+
+    When the file stops being readable part-way, `on_read_error` is told (the lines read so far stand);
+    without it the ReadError is raised.
+    """
+    lineno = 0
+    try:
+        with source.open() as fh:
             for lineno, raw in enumerate(fh, 1):
+                if lineno == 1 and raw.startswith(UTF8_BOM):
+                    raw = raw[len(UTF8_BOM) :]
                 if raw.strip():
                     yield lineno, raw
-        except (OSError, EOFError) as exc:
-            raise InputError(f"{source.name}: cannot read the file: {exc}") from exc
+    except (OSError, EOFError) as exc:
+        error = ReadError(source.name, lineno + 1, f"cannot read further: {exc}")
+        if on_read_error is None:
+            raise error from exc
+        on_read_error(error)

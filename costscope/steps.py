@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import InputError
-from .io import expand_paths
-from .parsers import ParseContext, Skips, detect, get_parser
+from .io import ReadError, expand_paths
+from .parsers import ParseContext, Skips, UnknownFormat, detect, get_parser
 from .schema import STEP_SCHEMA, empty_table
 
 
@@ -50,17 +50,33 @@ def load_steps(
     ctx = ParseContext(skips=Skips(strict=strict))
     batches: list[pa.RecordBatch] = []
     files: list[FileReport] = []
+    unrecognized: list[InputError] = []
     for source in expanded.files:
-        if not source.prefix(1):
-            files.append(FileReport(source.name, "empty", 0, 0))
-            ctx.notes["empty files"] += 1
+        try:
+            if not source.prefix(1):
+                files.append(FileReport(source.name, "empty", 0, 0))
+                ctx.notes["empty files"] += 1
+                continue
+            parser = forced or detect(source)
+        except ReadError as error:
+            ctx.read_error(error)
+            files.append(FileReport(source.name, "unreadable", 1, 0))
             continue
-        parser = forced or detect(source)
+        except UnknownFormat as error:
+            unrecognized.append(error)
+            ctx.skips.skip(source.name, 1, "unrecognized trace format")
+            files.append(FileReport(source.name, "unrecognized", 1, 0))
+            continue
         rows = 0
-        for batch in parser.parse(source, ctx, forced=forced is not None):
-            rows += batch.num_rows
-            batches.append(batch)
+        try:
+            for batch in parser.parse(source, ctx, forced=forced is not None):
+                rows += batch.num_rows
+                batches.append(batch)
+        except ReadError as error:
+            ctx.read_error(error)
         files.append(FileReport(source.name, parser.name, ctx.records[source.name], rows))
+    if unrecognized and len(unrecognized) == len(files):
+        raise unrecognized[0]
     table = pa.Table.from_batches(batches, schema=STEP_SCHEMA) if batches else empty_table()
     table, duplicates = drop_duplicate_responses(table)
     result = LoadResult(order_steps(table), files, expanded.ignored, ctx.skips, dict(ctx.notes))

@@ -113,11 +113,13 @@ def test_gzip_detected_by_magic_bytes_not_name(tmp_path: Path) -> None:
     assert load_steps([str(path)]).table.num_rows == 1
 
 
-def test_truncated_gzip_is_an_input_error(tmp_path: Path) -> None:
+def test_truncated_gzip_is_a_counted_skip_or_a_strict_error(tmp_path: Path) -> None:
     data = gzip.compress(LINE * 200)
     path = touch(tmp_path / "broken.jsonl.gz", data[: len(data) // 2])
+    result = load_steps([str(path)])
+    assert result.skips.total == 1 and "broken.jsonl.gz" in result.skips.examples[0]
     with pytest.raises(InputError, match="broken.jsonl.gz"):
-        load_steps([str(path)])
+        load_steps([str(path)], strict=True)
 
 
 def test_stdin_dash() -> None:

@@ -16,7 +16,12 @@ from .calls import CallLogParser
 from .native import NativeParser
 from .parquet import ParquetParser
 
-__all__ = ["PARSERS", "ParseContext", "Parser", "Skips", "detect", "get_parser"]
+__all__ = ["PARSERS", "ParseContext", "Parser", "Skips", "UnknownFormat", "detect", "get_parser"]
+
+
+class UnknownFormat(InputError):
+    """No registered parser recognizes a file's first bytes."""
+
 
 PARSERS: list[Parser] = [
     ParquetParser(),
@@ -51,7 +56,7 @@ def detect(source: InputFile) -> Parser:
     for parser in _all_parsers():
         if parser.sniff(prefix):
             return parser
-    raise InputError(
+    raise UnknownFormat(
         f"{source.name}: unrecognized trace format",
         hint="force one with --format-in; known formats: " + ", ".join(format_names()),
     )

@@ -12,7 +12,7 @@ import orjson
 import pyarrow as pa
 
 from ..errors import InputError
-from ..io import InputFile
+from ..io import InputFile, ReadError, iter_lines
 from ..schema import batch_from_rows
 
 BATCH_ROWS = 65_536
@@ -55,6 +55,16 @@ class ParseContext:
     """Records read per input name (lines or objects, used or skipped)."""
     notes: Counter[str] = field(default_factory=Counter)
     """Per-run observations worth a warning (e.g. calls without timestamps), counted."""
+
+    def read_error(self, error: ReadError) -> None:
+        """A file that stopped being readable part-way: a counted skip; the lines before it stand."""
+        self.skips.skip(error.source, error.line, error.reason)
+
+    def lines(self, source: InputFile) -> Iterator[tuple[int, bytes]]:
+        """The non-blank lines of `source`, each counted as one record read."""
+        for lineno, raw in iter_lines(source, self.read_error):
+            self.records[source.name] += 1
+            yield lineno, raw
 
 
 class Parser(Protocol):

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ..io import InputFile, iter_lines
+from ..io import InputFile
 from ..schema import Kind, UsageSource
 from . import anthropic, gemini, openai
 from .base import ParseContext, RecordError, RowBuffer, first_key, first_object, text_or_none, timestamp_us
@@ -187,8 +187,7 @@ class CallLogParser:
     def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[pa.RecordBatch]:
         buffer = RowBuffer(ctx.batch_rows)
         pinned = self.family if forced else None
-        for lineno, raw in iter_lines(source):
-            ctx.records[source.name] += 1
+        for lineno, raw in ctx.lines(source):
             try:
                 row = record_row(orjson.loads(raw), pinned)
             except orjson.JSONDecodeError as exc:

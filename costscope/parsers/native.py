@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ..io import InputFile, iter_lines
+from ..io import InputFile
 from ..schema import STEP_SCHEMA, TOKEN_COLUMNS, Kind, UsageSource
 from .base import ParseContext, RecordError, RowBuffer, first_object, text_or_none, timestamp_us, token_count
 from .usage import Usage
@@ -65,8 +65,7 @@ class NativeParser:
 
     def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[pa.RecordBatch]:
         buffer = RowBuffer(ctx.batch_rows)
-        for lineno, raw in iter_lines(source):
-            ctx.records[source.name] += 1
+        for lineno, raw in ctx.lines(source):
             try:
                 row = _row(orjson.loads(raw), source.name, lineno)
             except orjson.JSONDecodeError as exc:
