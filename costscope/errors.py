@@ -13,6 +13,10 @@ class CostscopeError(Exception):
         self.message = message
         self.hint = hint
 
+    def __reduce__(self) -> tuple[type[CostscopeError], tuple[str, str | None]]:
+        # keeps the hint when the error crosses a process boundary (parallel parsing)
+        return (type(self), (self.message, self.hint))
+
     def __str__(self) -> str:
         return self.message if self.hint is None else f"{self.message}\nHint: {self.hint}"
 

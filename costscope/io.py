@@ -30,6 +30,9 @@ class ReadError(InputError):
         self.line = line
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[ReadError], tuple[str, int, str]]:  # type: ignore[override]
+        return (type(self), (self.source, self.line, self.reason))
+
 
 @dataclass(frozen=True)
 class InputFile:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -12,9 +15,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import InputError
-from .io import ReadError, expand_paths
-from .parsers import ParseContext, Skips, UnknownFormat, detect, get_parser
-from .schema import STEP_SCHEMA, empty_table
+from .ingest import parse_files
+from .io import expand_paths
+from .parsers import Skips, get_parser
+from .schema import empty_table
 
 
 @dataclass(frozen=True)
@@ -43,45 +47,41 @@ def load_steps(
     format_in: str | None = None,
     strict: bool = False,
     stdin: BinaryIO | None = None,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> LoadResult:
-    """Read every input into one step table ordered by trace and time, with step ordinals."""
+    """Read every input into one step table ordered by trace and time, with step ordinals.
+
+    `cache_dir` enables the incremental cache of parsed files (None: parse everything); `workers` caps
+    the parsing processes (default: all cores); `progress(done_bytes, total_bytes)` reports parsing.
+    """
     expanded = expand_paths(paths, stdin=stdin)
-    forced = get_parser(format_in) if format_in else None
-    ctx = ParseContext(skips=Skips(strict=strict))
-    batches: list[pa.RecordBatch] = []
+    if format_in:
+        get_parser(format_in)  # an unknown name is a usage error before any work
+    skips = Skips(strict=strict)
+    notes: Counter[str] = Counter()
+    tables: list[pa.Table] = []
     files: list[FileReport] = []
     unrecognized: list[InputError] = []
-    for source in expanded.files:
-        try:
-            if not source.prefix(1):
-                files.append(FileReport(source.name, "empty", 0, 0))
-                ctx.notes["empty files"] += 1
-                continue
-            parser = forced or detect(source)
-        except ReadError as error:
-            ctx.read_error(error)
-            files.append(FileReport(source.name, "unreadable", 1, 0))
-            continue
-        except UnknownFormat as error:
-            unrecognized.append(error)
-            ctx.skips.skip(source.name, 1, "unrecognized trace format")
-            files.append(FileReport(source.name, "unrecognized", 1, 0))
-            continue
-        rows = 0
-        try:
-            for batch in parser.parse(source, ctx, forced=forced is not None):
-                rows += batch.num_rows
-                batches.append(batch)
-        except ReadError as error:
-            ctx.read_error(error)
-        files.append(FileReport(source.name, parser.name, ctx.records[source.name], rows))
+    results = parse_files(
+        expanded.files, format_in=format_in, strict=strict, cache_dir=cache_dir, workers=workers, progress=progress
+    )
+    for result in results:
+        skips.counts.update(result.skip_counts)
+        skips.examples.extend(result.skip_examples[: max(0, skips.max_examples - len(skips.examples))])
+        notes.update(result.notes)
+        if result.unrecognized is not None:
+            unrecognized.append(result.unrecognized)
+        tables.append(result.table)
+        files.append(FileReport(result.name, result.format, result.records, result.table.num_rows))
     if unrecognized and len(unrecognized) == len(files):
         raise unrecognized[0]
-    table = pa.Table.from_batches(batches, schema=STEP_SCHEMA) if batches else empty_table()
+    table = pa.concat_tables(tables) if tables else empty_table()
     table, duplicates = drop_duplicate_responses(table)
-    result = LoadResult(order_steps(table), files, expanded.ignored, ctx.skips, dict(ctx.notes))
-    result.duplicates = duplicates
-    return result
+    result_ = LoadResult(order_steps(table), files, expanded.ignored, skips, dict(notes))
+    result_.duplicates = duplicates
+    return result_
 
 
 def drop_duplicate_responses(table: pa.Table) -> tuple[pa.Table, list[str]]:

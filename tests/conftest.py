@@ -12,6 +12,12 @@ import pytest
 WriteJsonl = Callable[..., str]
 
 
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never let a test read or write the user's real cache directory."""
+    monkeypatch.setenv("COSTSCOPE_CACHE_DIR", str(tmp_path_factory.mktemp("costscope-cache")))
+
+
 @pytest.fixture
 def jsonl_file(tmp_path: Path) -> WriteJsonl:
     """`jsonl_file(records, name="calls.jsonl")` writes one record per line and returns the path as str.

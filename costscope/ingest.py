@@ -1,0 +1,213 @@
+"""Parsing input files: one file at a time, in parallel on all cores, through an incremental cache.
+
+A file's parse result (its rows, records read, skips and notes) depends only on its bytes, the parser
+and costscope's parsing code, so it is cached under a key of (path, size, mtime, forced format, code
+fingerprint) in the user cache directory. A second run over a large log directory parses only the
+files that changed; results are merged in input order, so the outcome is identical either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from .errors import InputError
+from .io import InputFile, ReadError
+from .parsers import ParseContext, Skips, UnknownFormat, detect, get_parser
+from .schema import STEP_SCHEMA, empty_table
+
+PARALLEL_MIN_BYTES = 16 << 20
+"""Below this much input, parsing in one process is faster than starting workers."""
+
+
+@dataclass
+class FileResult:
+    """Everything parsing one file produced."""
+
+    name: str
+    format: str
+    table: pa.Table
+    records: int
+    skip_counts: Counter[str] = field(default_factory=Counter)
+    skip_examples: list[str] = field(default_factory=list)
+    notes: Counter[str] = field(default_factory=Counter)
+    unrecognized: InputError | None = None
+
+
+def parse_file(source: InputFile, format_in: str | None, strict: bool) -> FileResult:
+    """Detect (unless forced) and parse one file; damaged parts become counted skips."""
+    ctx = ParseContext(skips=Skips(strict=strict))
+    try:
+        if not source.prefix(1):
+            ctx.notes["empty files"] += 1
+            return FileResult(source.name, "empty", empty_table(), 0, notes=ctx.notes)
+        parser = get_parser(format_in) if format_in else detect(source)
+    except ReadError as error:
+        ctx.read_error(error)
+        return FileResult(source.name, "unreadable", empty_table(), 1, ctx.skips.counts, ctx.skips.examples)
+    except UnknownFormat as error:
+        ctx.skips.skip(source.name, 1, "unrecognized trace format")
+        return FileResult(
+            source.name, "unrecognized", empty_table(), 1, ctx.skips.counts, ctx.skips.examples, unrecognized=error
+        )
+    batches: list[pa.RecordBatch] = []
+    try:
+        batches.extend(parser.parse(source, ctx, forced=format_in is not None))
+    except ReadError as error:
+        ctx.read_error(error)
+    table = pa.Table.from_batches(batches, schema=STEP_SCHEMA) if batches else empty_table()
+    return FileResult(
+        source.name, parser.name, table, ctx.records[source.name], ctx.skips.counts, ctx.skips.examples, ctx.notes
+    )
+
+
+@cache
+def code_fingerprint() -> str:
+    """A hash of the code that turns bytes into rows: a cached result is reused only by the same code."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([root / "io.py", root / "schema.py", *root.joinpath("parsers").glob("*.py")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("COSTSCOPE_CACHE_DIR"):
+        return Path(os.environ["COSTSCOPE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "costscope"
+
+
+class FileCache:
+    """Parse results stored as Arrow IPC files, one per input file, keyed by its identity."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory / "parsed"
+        self.hits = 0
+
+    def key(self, source: InputFile, format_in: str | None) -> str | None:
+        if source.path is None:
+            return None
+        try:
+            stat = source.path.stat()
+        except OSError:
+            return None
+        identity = f"{source.path.resolve()}\0{source.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{format_in}"
+        return hashlib.sha256(f"{identity}\0{code_fingerprint()}".encode()).hexdigest()
+
+    def load(self, key: str, strict: bool) -> FileResult | None:
+        path = self.directory / f"{key}.arrow"
+        try:
+            with pa.memory_map(str(path)) as source:
+                table = ipc.open_file(source).read_all()
+        except (OSError, pa.ArrowInvalid):
+            return None
+        meta = orjson.loads((table.schema.metadata or {}).get(b"costscope.file", b"null"))
+        if not isinstance(meta, dict):
+            return None
+        if strict and meta["skip_examples"]:
+            where, _, reason = meta["skip_examples"][0].rpartition(": ")
+            Skips(strict=True).skip(where.rsplit(":", 1)[0], int(where.rsplit(":", 1)[1]), reason)
+        self.hits += 1
+        return FileResult(
+            meta["name"],
+            meta["format"],
+            table.replace_schema_metadata(STEP_SCHEMA.metadata),
+            meta["records"],
+            Counter(meta["skip_counts"]),
+            meta["skip_examples"],
+            Counter(meta["notes"]),
+        )
+
+    def store(self, key: str, result: FileResult) -> None:
+        if result.unrecognized is not None:
+            return
+        meta = {
+            "name": result.name,
+            "format": result.format,
+            "records": result.records,
+            "skip_counts": dict(result.skip_counts),
+            "skip_examples": result.skip_examples,
+            "notes": dict(result.notes),
+        }
+        metadata = dict(STEP_SCHEMA.metadata or {})
+        metadata[b"costscope.file"] = orjson.dumps(meta)
+        table = result.table.replace_schema_metadata(metadata)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            partial = self.directory / f"{key}.{os.getpid()}.tmp"
+            with ipc.new_file(str(partial), table.schema) as writer:
+                writer.write_table(table)
+            os.replace(partial, self.directory / f"{key}.arrow")
+        except OSError:
+            return  # a cache that cannot be written only costs speed
+
+
+def _parse_job(job: tuple[InputFile, str | None, bool]) -> FileResult:
+    return parse_file(*job)
+
+
+def parse_files(
+    sources: list[InputFile],
+    *,
+    format_in: str | None,
+    strict: bool,
+    cache_dir: Path | None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[FileResult]:
+    """Parse results in input order: from the cache where valid, else parsed (in parallel when large)."""
+    store = FileCache(cache_dir) if cache_dir is not None else None
+    keys = [store.key(s, format_in) if store else None for s in sources]
+    cached = [store.load(k, strict) if store and k else None for k in keys]
+    todo = [i for i, hit in enumerate(cached) if hit is None]
+    sizes = [_size(sources[i]) for i in todo]
+    total, done = sum(sizes), 0
+    workers = workers or os.cpu_count() or 1
+    fresh: Iterator[FileResult]
+    if workers > 1 and len(todo) > 1 and total >= PARALLEL_MIN_BYTES and "fork" in _start_methods():
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+        fresh = pool.map(_parse_job, [(sources[i], format_in, strict) for i in todo])
+    else:
+        pool = None
+        fresh = (parse_file(sources[i], format_in, strict) for i in todo)
+    try:
+        by_index: dict[int, FileResult] = {}
+        for i, size in zip(todo, sizes, strict=True):
+            result = next(fresh)
+            if store is not None and keys[i] is not None:
+                store.store(keys[i], result)  # type: ignore[arg-type]
+            by_index[i] = result
+            done += size
+            if progress is not None:
+                progress(done, total)
+        for i, hit in enumerate(cached):
+            yield hit if hit is not None else by_index[i]
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _start_methods() -> list[str]:
+    return multiprocessing.get_all_start_methods() if sys.platform != "win32" else []
+
+
+def _size(source: InputFile) -> int:
+    if source.path is None:
+        return len(source.data or b"")
+    try:
+        return source.path.stat().st_size
+    except OSError:
+        return 0

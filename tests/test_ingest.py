@@ -1,0 +1,91 @@
+"""The incremental cache and parallel parsing change speed only: results are identical either way."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from costscope import ingest
+from costscope.errors import InputError
+from costscope.io import ReadError
+from costscope.steps import load_steps
+
+
+def write_calls(path: Path, n: int, bad_line: bool = False) -> Path:
+    lines = []
+    for i in range(n):
+        lines.append(
+            json.dumps(
+                {
+                    "timestamp": f"2026-10-01T10:{i % 60:02d}:00Z",
+                    "trace_id": f"{path.stem}-{i % 7}",
+                    "response": {
+                        "id": f"{path.stem}-r{i}",
+                        "object": "chat.completion",
+                        "model": "gpt-4o",
+                        "usage": {"prompt_tokens": 100 + i, "completion_tokens": 10},
+                    },
+                }
+            )
+        )
+    if bad_line:
+        lines.insert(1, "{oops")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_second_run_is_served_from_the_cache_and_identical(tmp_path: Path) -> None:
+    files = [str(write_calls(tmp_path / f"f{i}.jsonl", 50, bad_line=i == 1)) for i in range(3)]
+    cache = tmp_path / "cache"
+    cold = load_steps(files, cache_dir=cache)
+    assert len(list((cache / "parsed").glob("*.arrow"))) == 3
+    warm = load_steps(files, cache_dir=cache)
+    assert warm.table.equals(cold.table)
+    assert warm.skips.counts == cold.skips.counts and warm.skips.examples == cold.skips.examples
+    assert warm.files == cold.files
+
+
+def test_a_changed_file_is_parsed_again(tmp_path: Path) -> None:
+    path = write_calls(tmp_path / "f.jsonl", 10)
+    cache = tmp_path / "cache"
+    assert load_steps([str(path)], cache_dir=cache).table.num_rows == 10
+    write_calls(path, 12)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert load_steps([str(path)], cache_dir=cache).table.num_rows == 12
+
+
+def test_strict_fails_on_a_cached_skip_too(tmp_path: Path) -> None:
+    path = str(write_calls(tmp_path / "f.jsonl", 5, bad_line=True))
+    cache = tmp_path / "cache"
+    assert load_steps([path], cache_dir=cache).skips.total == 1
+    with pytest.raises(InputError, match=r"f\.jsonl:2: malformed JSON"):
+        load_steps([path], cache_dir=cache, strict=True)
+
+
+def test_parallel_parsing_gives_the_same_result_in_input_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = [str(write_calls(tmp_path / f"f{i}.jsonl", 40 + i, bad_line=i % 2 == 0)) for i in range(5)]
+    sequential = load_steps(files, workers=1)
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)
+    parallel = load_steps(files, workers=2)
+    assert parallel.table.equals(sequential.table)
+    assert parallel.files == sequential.files
+    assert parallel.skips.examples == sequential.skips.examples
+
+
+def test_errors_survive_the_trip_between_processes() -> None:
+    error = pickle.loads(pickle.dumps(InputError("boom", hint="try this")))
+    assert (error.message, error.hint) == ("boom", "try this")
+    read = pickle.loads(pickle.dumps(ReadError("f.gz", 3, "cannot read further")))
+    assert (read.source, read.line, read.reason) == ("f.gz", 3, "cannot read further")
+
+
+def test_progress_reports_bytes(tmp_path: Path) -> None:
+    files = [str(write_calls(tmp_path / f"f{i}.jsonl", 10)) for i in range(2)]
+    seen: list[tuple[int, int]] = []
+    load_steps(files, progress=lambda done, total: seen.append((done, total)))
+    total = sum(Path(f).stat().st_size for f in files)
+    assert seen[-1] == (total, total) and len(seen) == 2
