@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +28,8 @@ class AnalyzeOptions:
     prices: str | None = None
     format_in: str | None = None
     strict: bool = False
+    cache_dir: Path | None = None
+    """Directory of the incremental parse cache; None parses every file afresh."""
 
 
 @dataclass
@@ -41,12 +44,22 @@ class PricedSteps:
 
 
 def load_priced_steps(
-    paths: list[str], options: AnalyzeOptions = AnalyzeOptions(), stdin: BinaryIO | None = None
+    paths: list[str],
+    options: AnalyzeOptions = AnalyzeOptions(),
+    stdin: BinaryIO | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PricedSteps:
     """Read, filter and price the inputs: the step table every command starts from."""
     attr.check_keys(list(options.by))
     book = PriceBook.from_file(options.prices)
-    loaded = load_steps(paths, format_in=options.format_in, strict=options.strict, stdin=stdin)
+    loaded = load_steps(
+        paths,
+        format_in=options.format_in,
+        strict=options.strict,
+        stdin=stdin,
+        cache_dir=options.cache_dir,
+        progress=progress,
+    )
     before = loaded.table.num_rows
     loaded.table = options.filters.apply(loaded.table)
     loaded.filtered_out = before - loaded.table.num_rows

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from . import __version__, api
-from .errors import CostscopeError
+from . import __version__, api, io
+from .errors import ConfigError, CostscopeError
+from .ingest import default_cache_dir
 from .render import RENDERERS
 from .steps import Filters
 
@@ -64,9 +68,46 @@ def main_options(
     """costscope: cost analysis for LLM agent traces."""
 
 
+def _inputs(paths: list[str] | None, claude: bool, codex: bool) -> list[str]:
+    """PATH arguments plus the default log locations asked for with --claude / --codex."""
+    found = list(paths or [])
+    if claude:
+        found += io.existing_dirs(io.claude_log_dirs(), "Claude Code logs", "CLAUDE_CONFIG_DIR")
+    if codex:
+        found += io.existing_dirs(io.codex_log_dirs(), "Codex CLI sessions", "CODEX_HOME")
+    if not found:
+        raise ConfigError("no input given", hint="pass trace files or directories, - for stdin, or --claude/--codex")
+    return found
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[int, int], None] | None]:
+    """A transient progress bar on stderr when it is a terminal (parsing progress, in bytes)."""
+    if not sys.stderr.isatty() or os.environ.get("CI"):
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "parsing", BarColumn(), DownloadColumn(), TimeRemainingColumn(), transient=True, console=Console(stderr=True)
+    ) as bar:
+        task = bar.add_task("parsing", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+PathsArgument = Annotated[
+    list[str] | None, typer.Argument(help="Trace files, directories (recursive), globs, or - for stdin.")
+]
+ClaudeOption = Annotated[bool, typer.Option("--claude", help="Also read Claude Code's logs (CLAUDE_CONFIG_DIR).")]
+CodexOption = Annotated[bool, typer.Option("--codex", help="Also read Codex CLI's sessions (CODEX_HOME).")]
+NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Parse every file afresh (skip the parse cache).")]
+
+
 @app.command()
 def analyze(
-    paths: Annotated[list[str], typer.Argument(help="Trace files, directories, globs, or - for stdin.")],
+    paths: PathsArgument = None,
+    claude: ClaudeOption = False,
+    codex: CodexOption = False,
     by: Annotated[
         list[str] | None,
         typer.Option(
@@ -87,6 +128,7 @@ def analyze(
         str | None, typer.Option("--output", "-o", help="Also write the priced step table (.parquet or .jsonl).")
     ] = None,
     strict: Annotated[bool, typer.Option(help="Fail on the first unusable record instead of skipping it.")] = False,
+    no_cache: NoCacheOption = False,
 ) -> None:
     """Where does the money go? Cost per model, agent, trace, tenant and day from reported usage."""
     options = api.AnalyzeOptions(
@@ -96,9 +138,11 @@ def analyze(
         prices=prices,
         format_in=format_in,
         strict=strict,
+        cache_dir=None if no_cache else default_cache_dir(),
     )
     try:
-        steps = api.load_priced_steps(paths, options, stdin=sys.stdin.buffer)
+        with _progress() as progress:
+            steps = api.load_priced_steps(_inputs(paths, claude, codex), options, sys.stdin.buffer, progress)
         if output:
             api.write_steps(steps.table, output)
         report = api.build_report(steps, options)

@@ -43,6 +43,7 @@ class FileResult:
     skip_counts: Counter[str] = field(default_factory=Counter)
     skip_examples: list[str] = field(default_factory=list)
     notes: Counter[str] = field(default_factory=Counter)
+    first_skip: tuple[str, int, str] | None = None
     unrecognized: InputError | None = None
 
 
@@ -56,7 +57,15 @@ def parse_file(source: InputFile, format_in: str | None, strict: bool) -> FileRe
         parser = get_parser(format_in) if format_in else detect(source)
     except ReadError as error:
         ctx.read_error(error)
-        return FileResult(source.name, "unreadable", empty_table(), 1, ctx.skips.counts, ctx.skips.examples)
+        return FileResult(
+            source.name,
+            "unreadable",
+            empty_table(),
+            1,
+            ctx.skips.counts,
+            ctx.skips.examples,
+            first_skip=ctx.skips.first,
+        )
     except UnknownFormat as error:
         ctx.skips.skip(source.name, 1, "unrecognized trace format")
         return FileResult(
@@ -69,7 +78,14 @@ def parse_file(source: InputFile, format_in: str | None, strict: bool) -> FileRe
         ctx.read_error(error)
     table = pa.Table.from_batches(batches, schema=STEP_SCHEMA) if batches else empty_table()
     return FileResult(
-        source.name, parser.name, table, ctx.records[source.name], ctx.skips.counts, ctx.skips.examples, ctx.notes
+        source.name,
+        parser.name,
+        table,
+        ctx.records[source.name],
+        ctx.skips.counts,
+        ctx.skips.examples,
+        ctx.notes,
+        first_skip=ctx.skips.first,
     )
 
 
@@ -117,9 +133,8 @@ class FileCache:
         meta = orjson.loads((table.schema.metadata or {}).get(b"costscope.file", b"null"))
         if not isinstance(meta, dict):
             return None
-        if strict and meta["skip_examples"]:
-            where, _, reason = meta["skip_examples"][0].rpartition(": ")
-            Skips(strict=True).skip(where.rsplit(":", 1)[0], int(where.rsplit(":", 1)[1]), reason)
+        if strict and meta["first_skip"] is not None:
+            Skips(strict=True).skip(*meta["first_skip"])
         self.hits += 1
         return FileResult(
             meta["name"],
@@ -129,6 +144,7 @@ class FileCache:
             Counter(meta["skip_counts"]),
             meta["skip_examples"],
             Counter(meta["notes"]),
+            tuple(meta["first_skip"]) if meta["first_skip"] is not None else None,
         )
 
     def store(self, key: str, result: FileResult) -> None:
@@ -141,6 +157,7 @@ class FileCache:
             "skip_counts": dict(result.skip_counts),
             "skip_examples": result.skip_examples,
             "notes": dict(result.notes),
+            "first_skip": result.first_skip,
         }
         metadata = dict(STEP_SCHEMA.metadata or {})
         metadata[b"costscope.file"] = orjson.dumps(meta)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import gzip
 import io
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -133,6 +134,36 @@ def expand_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _home() -> Path:
+    return Path(os.environ.get("HOME") or Path.home())
+
+
+def claude_log_dirs() -> list[Path]:
+    """Where Claude Code keeps its project logs: each `CLAUDE_CONFIG_DIR` entry (comma-separated), else
+    `~/.config/claude` and `~/.claude`; each with `projects/` inside."""
+    configured = os.environ.get("CLAUDE_CONFIG_DIR")
+    roots = [Path(p.strip()) for p in configured.split(",") if p.strip()] if configured else []
+    roots = roots or [_home() / ".config" / "claude", _home() / ".claude"]
+    return [root / "projects" for root in roots]
+
+
+def codex_log_dirs() -> list[Path]:
+    """Where Codex CLI keeps its rollouts: `$CODEX_HOME/sessions`, else `~/.codex/sessions`."""
+    root = Path(os.environ["CODEX_HOME"]) if os.environ.get("CODEX_HOME") else _home() / ".codex"
+    return [root / "sessions"]
+
+
+def existing_dirs(candidates: list[Path], what: str, variable: str) -> list[str]:
+    """The candidate directories that exist; an InputError naming them all when none does."""
+    found = [str(p) for p in candidates if p.is_dir()]
+    if not found:
+        raise InputError(
+            f"no {what} found in " + ", ".join(str(p) for p in candidates),
+            hint=f"set {variable} or pass the log directory as a PATH",
+        )
+    return found
 
 
 def iter_lines(

@@ -210,3 +210,31 @@ def test_a_response_logged_twice_is_counted_once(calls_file: Path) -> None:
     assert report["inputs"]["duplicates_dropped"] == 1
     assert report["inputs"]["duplicate_examples"] == [f"{calls_file}:1"]
     assert "repeat a response id" in err
+
+
+def test_claude_and_codex_default_locations(calls_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
+    monkeypatch.delenv("CODEX_HOME", raising=False)
+    code, _, err = run("analyze", "--claude")
+    assert code == 2 and "no Claude Code logs found in" in err and ".claude/projects" in err
+    config = tmp_path / "claude-config"
+    (config / "projects" / "demo").mkdir(parents=True)
+    (config / "projects" / "demo" / "calls.jsonl").write_bytes(calls_file.read_bytes())
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    code, out, _ = run("analyze", "--claude", "-f", "json")
+    assert code == 0 and json.loads(out)["totals"]["calls"] == 3
+    code, _, err = run("analyze", "--codex")
+    assert code == 2 and "no Codex CLI sessions found in" in err and "CODEX_HOME" in err
+
+
+def test_no_input_is_a_usage_error() -> None:
+    code, _, err = run("analyze")
+    assert code == 2 and "Error: no input given" in err
+
+
+def test_no_cache_gives_the_same_report(calls_file: Path) -> None:
+    _, cached, _ = run("analyze", str(calls_file), "-f", "json")
+    _, again, _ = run("analyze", str(calls_file), "-f", "json")
+    _, fresh, _ = run("analyze", str(calls_file), "-f", "json", "--no-cache")
+    assert cached == again == fresh

@@ -33,11 +33,15 @@ class Skips:
     max_examples: int = 5
     counts: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    first: tuple[str, int, str] | None = None
+    """(source, line, reason) of the first skip, so a cached result can fail `--strict` the same way."""
 
     def skip(self, source: str, line: int, reason: str) -> None:
         where = f"{source}:{line}"
         if self.strict:
             raise InputError(f"{where}: {reason}", hint="drop --strict to skip bad records and report them")
+        if self.first is None:
+            self.first = (source, line, reason)
         self.counts[reason] += 1
         if len(self.examples) < self.max_examples:
             self.examples.append(f"{where}: {reason}")
