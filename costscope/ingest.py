@@ -27,6 +27,7 @@ from .errors import InputError
 from .io import InputFile, ReadError
 from .parsers import ParseContext, Skips, UnknownFormat, detect, get_parser
 from .schema import STEP_SCHEMA, empty_table
+from .tokens import is_cached
 
 PARALLEL_MIN_BYTES = 16 << 20
 """Below this much input, parsing in one process is faster than starting workers."""
@@ -94,8 +95,12 @@ def code_fingerprint() -> str:
     """A hash of the code that turns bytes into rows: a cached result is reused only by the same code."""
     root = Path(__file__).parent
     digest = hashlib.sha256()
-    for path in sorted([root / "io.py", root / "schema.py", *root.joinpath("parsers").glob("*.py")]):
+    for path in sorted(
+        [root / "io.py", root / "schema.py", root / "tokens.py", *root.joinpath("parsers").glob("*.py")]
+    ):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    # recounted usage depends on which encodings tiktoken's cache holds
+    digest.update(",".join(name for name in ("o200k_base", "o200k_harmony") if is_cached(name)).encode())
     return digest.hexdigest()[:16]
 
 

@@ -85,18 +85,23 @@ def load_steps(
 
 
 def drop_duplicate_responses(table: pa.Table) -> tuple[pa.Table, list[str]]:
-    """Keep one row per provider response id (the last one read): a response logged twice was billed once.
+    """Keep one row per provider response id: a response logged twice was billed once.
 
-    Returns the table and `file:line` of every dropped row, so the drop is reported, never silent.
+    The copy kept is the earliest by start time (the original: resumed or forked sessions copy calls into
+    later files, sometimes with later timestamps), the first read on a tie. Returns the table and
+    `file:line` of every dropped row, so the drop is reported, never silent.
     """
     if table.num_rows == 0 or table["record_id"].null_count == table.num_rows:
         return table, []
     encoded = pc.dictionary_encode(table["record_id"]).combine_chunks()
     codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
     n = len(codes)
-    _, last_from_end = np.unique(codes[::-1], return_index=True)
+    start = pc.fill_null(pc.cast(table["start"], pa.int64()), np.iinfo(np.int64).max).to_numpy(zero_copy_only=False)
+    order = np.lexsort((np.arange(n), start, codes))
+    first = np.ones(n, dtype=bool)
+    first[1:] = codes[order][1:] != codes[order][:-1]
     keep = np.zeros(n, dtype=bool)
-    keep[n - 1 - last_from_end] = True
+    keep[order[first]] = True
     keep |= codes < 0
     if keep.all():
         return table, []

@@ -208,7 +208,7 @@ def test_a_response_logged_twice_is_counted_once(calls_file: Path) -> None:
     report = json.loads(out)
     assert report["totals"]["calls"] == 3
     assert report["inputs"]["duplicates_dropped"] == 1
-    assert report["inputs"]["duplicate_examples"] == [f"{calls_file}:1"]
+    assert report["inputs"]["duplicate_examples"] == [f"{calls_file}:4"]
     assert "repeat a response id" in err
 
 

@@ -116,6 +116,12 @@ def first_object(prefix: bytes, lines: int = 5) -> dict[str, Any] | None:
     return None
 
 
+MAX_TOKENS = 2**40
+"""A count above this (about 10^12 tokens in one call) is corrupt, not big: it would overflow int64 sums."""
+MIN_US, MAX_US = -62_135_596_800_000_000, 253_402_300_799_999_999
+"""Microsecond timestamps of years 1 to 9999, the range Arrow and datetime both hold."""
+
+
 def token_count(value: Any, name: str) -> int | None:
     """A token count as a non-negative int; None when absent; RecordError when unusable."""
     if value is None:
@@ -128,6 +134,8 @@ def token_count(value: Any, name: str) -> int | None:
         value = int(value)
     if value < 0:
         raise RecordError(f"{name} is negative: {value}")
+    if value > MAX_TOKENS:
+        raise RecordError(f"{name} is too large to be real: {value:.3g}")
     return int(value)
 
 
@@ -135,6 +143,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def timestamp_us(value: Any) -> int | None:
+    """Microseconds since the epoch (UTC), range-checked; see `_timestamp_us`."""
+    micros = _timestamp_us(value)
+    if micros is not None and not MIN_US <= micros <= MAX_US:
+        raise RecordError(f"timestamp is out of range: {value!r}")
+    return micros
+
+
+def _timestamp_us(value: Any) -> int | None:
     """Microseconds since the epoch (UTC) from an ISO-8601 string or epoch s/ms/us/ns number.
 
     Naive ISO strings are taken as UTC. Returns None when absent; RecordError when unparseable.
@@ -144,6 +160,8 @@ def timestamp_us(value: Any) -> int | None:
     if isinstance(value, bool):
         raise RecordError(f"timestamp is not a time: {value!r}")
     if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise RecordError(f"timestamp is not a time: {value!r}")
         magnitude = abs(value)
         if magnitude < 1e11:
             return round(value * 1_000_000)
