@@ -14,9 +14,13 @@ import typer
 from rich.console import Console
 
 from . import __version__, api, io
+from . import baseline as baselines
+from . import check as checks
+from .check_config import load_settings as load_check_settings
 from .errors import ConfigError, CostscopeError
 from .ingest import default_cache_dir
 from .render import RENDERERS
+from .render.check_formats import CHECK_RENDERERS
 from .steps import Filters
 
 app = typer.Typer(
@@ -153,6 +157,128 @@ def analyze(
     for warning in report.warnings:
         typer.echo(f"Warning: {warning}", err=True)
     typer.echo(RENDERERS[output_format.value](report, _width()), nl=False)
+
+
+class CheckFormat(StrEnum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+
+
+InputsArgument = Annotated[
+    list[str], typer.Argument(help="Trace files, directories (recursive), globs, or - for stdin.")
+]
+PricesOption = Annotated[str | None, typer.Option(help="YAML price file adding or overriding model prices.")]
+FormatInOption = Annotated[str | None, typer.Option("--format-in", help="Force the input format.")]
+StrictOption = Annotated[bool, typer.Option(help="Fail on the first unusable record instead of skipping it.")]
+
+
+@app.command()
+def baseline(
+    paths: InputsArgument,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Where to write the baseline (JSON; - for stdout).")
+    ] = "costscope-baseline.json",
+    prices: PricesOption = None,
+    format_in: FormatInOption = None,
+    strict: StrictOption = False,
+) -> None:
+    """Record a run's cost per trace, agent, model and operation as the baseline 'costscope check' compares with."""
+    options = api.AnalyzeOptions(prices=prices, format_in=format_in, strict=strict)
+    try:
+        summary, warnings = baselines.create(paths, options, sys.stdin.buffer)
+        if output != "-":
+            baselines.write(summary, output)
+    except CostscopeError as exc:
+        raise _fail(exc) from None
+    for warning in warnings:
+        typer.echo(f"Warning: {warning}", err=True)
+    if output == "-":
+        typer.echo(baselines.to_json(summary), nl=False)
+        return
+    t = summary.totals
+    cost = "no priced call" if t.cost_usd is None else f"${t.cost_usd:,.4f}"
+    typer.echo(f"Wrote {output}: {t.traces} traces, {t.calls} LLM calls, {cost}", err=True)
+
+
+def _append_step_summary(markdown: str) -> None:
+    """On GitHub Actions, add the markdown report to the job summary (GITHUB_STEP_SUMMARY)."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(markdown + "\n")
+    except OSError as exc:
+        typer.echo(f"Warning: cannot append to GITHUB_STEP_SUMMARY {path}: {exc.strerror}", err=True)
+
+
+@app.command()
+def check(
+    paths: InputsArgument,
+    baseline_file: Annotated[
+        str | None, typer.Option("--baseline", "-b", help="Baseline file written by 'costscope baseline'.")
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help="cost_per_trace_mean (default), cost_per_trace_p50, cost_per_trace_p95, total or tokens_per_trace."
+        ),
+    ] = None,
+    max_increase: Annotated[
+        str | None, typer.Option("--max-increase", help="Fail above this increase, e.g. 10% (the default limit).")
+    ] = None,
+    max_increase_usd: Annotated[
+        float | None, typer.Option("--max-increase-usd", help="Fail above this increase in USD (cost metrics).")
+    ] = None,
+    max_cost_per_trace: Annotated[
+        float | None, typer.Option("--max-cost-per-trace", help="Budget: fail when cost per trace is above this USD.")
+    ] = None,
+    by: Annotated[
+        list[str] | None, typer.Option("--by", help="Also apply the limits per agent, model or operation.")
+    ] = None,
+    confidence: Annotated[
+        float | None, typer.Option(help="Confidence of the bootstrap interval of the change (default 0.95).")
+    ] = None,
+    min_traces: Annotated[
+        int | None, typer.Option("--min-traces", help="Traces per side needed to use the interval (default 30).")
+    ] = None,
+    fail_on_unpriced: Annotated[
+        bool | None,
+        typer.Option("--fail-on-unpriced/--allow-unpriced", help="Fail when either side has unpriced models."),
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(help="TOML file with the defaults (else ./costscope.toml [check], ./pyproject.toml)."),
+    ] = None,
+    output_format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Output format.")] = CheckFormat.table,
+    prices: PricesOption = None,
+    format_in: FormatInOption = None,
+    strict: StrictOption = False,
+) -> None:
+    """Cost regression gate: compare traces with a baseline. Exit 0 pass, 1 regression, 2 usage or input error."""
+    options = {
+        "baseline": baseline_file,
+        "metric": metric,
+        "max_increase": max_increase,
+        "max_increase_usd": max_increase_usd,
+        "max_cost_per_trace": max_cost_per_trace,
+        "by": _split(by),
+        "confidence": confidence,
+        "min_traces": min_traces,
+        "fail_on_unpriced": fail_on_unpriced,
+        "prices": prices,
+    }
+    try:
+        settings = load_check_settings(options, config)
+        result = checks.run(paths, settings, format_in=format_in, strict=strict, stdin=sys.stdin.buffer)
+    except CostscopeError as exc:
+        raise _fail(exc) from None
+    for warning in result.warnings:
+        typer.echo(f"Warning: {warning}", err=True)
+    typer.echo(CHECK_RENDERERS[output_format.value](result, _width()), nl=False)
+    _append_step_summary(CHECK_RENDERERS["markdown"](result, _width()))
+    raise typer.Exit(result.exit_code)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ import pyarrow.ipc as ipc
 
 from .errors import InputError
 from .io import InputFile, ReadError
-from .parsers import ParseContext, Skips, UnknownFormat, detect, get_parser
+from .parsers import CACHE_DEPENDENCIES, ParseContext, Skips, UnknownFormat, detect, get_parser
 from .schema import STEP_SCHEMA, empty_table
 from .tokens import is_cached
 
@@ -126,6 +126,9 @@ class FileCache:
         except OSError:
             return None
         identity = f"{source.path.resolve()}\0{source.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{format_in}"
+        for hook in CACHE_DEPENDENCIES:
+            for dependency in hook(source.path):
+                identity += f"\0{dependency}\0{_state(dependency)}"
         return hashlib.sha256(f"{identity}\0{code_fingerprint()}".encode()).hexdigest()
 
     def load(self, key: str, strict: bool) -> FileResult | None:
@@ -220,6 +223,15 @@ def parse_files(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+def _state(path: Path) -> str:
+    """Size and modification time of a file or directory (a directory's mtime moves when entries come or go)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return "missing"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _start_methods() -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 
 from costscope import ingest
 from costscope.errors import InputError
-from costscope.io import ReadError
+from costscope.io import InputFile, ReadError
 from costscope.steps import load_steps
 
 
@@ -89,3 +89,19 @@ def test_progress_reports_bytes(tmp_path: Path) -> None:
     load_steps(files, progress=lambda done, total: seen.append((done, total)))
     total = sum(Path(f).stat().st_size for f in files)
     assert seen[-1] == (total, total) and len(seen) == 2
+
+
+def test_a_claude_session_is_parsed_again_when_its_subagents_change(tmp_path: Path) -> None:
+    from costscope.parsers.claude_code import cache_dependencies
+
+    session = tmp_path / "projects" / "demo" / "abc.jsonl"
+    sub = tmp_path / "projects" / "demo" / "abc" / "subagents" / "agent-x.jsonl"
+    assert cache_dependencies(session) == [session.parent / "abc" / "subagents"]
+    assert cache_dependencies(sub) == [session]
+    session.parent.mkdir(parents=True)
+    write_calls(session, 3)
+    store = ingest.FileCache(tmp_path / "cache")
+    before = store.key(InputFile(str(session), session), None)
+    sub.parent.mkdir(parents=True)
+    sub.write_text("{}\n", encoding="utf-8")
+    assert store.key(InputFile(str(session), session), None) != before

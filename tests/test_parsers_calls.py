@@ -606,3 +606,9 @@ def test_calls_without_trace_get_source_line_ids(jsonl_file: Any) -> None:
     ids = sorted(r["trace_id"] for r in rows)
     assert ids == sorted([f"{path}:1", f"{path}:2", "t1"])
     assert all(r["step"] == 1 for r in rows)
+
+
+def test_an_object_field_of_the_wrong_type_is_not_a_crash(jsonl_file: Any) -> None:
+    path = jsonl_file([{"": "x", "object": {"a": 1}}, {"object": ["chat.completion"], "usage": {"prompt_tokens": 1}}])
+    result = load_steps([path], format_in="openai")
+    assert result.skips.total + result.table.num_rows == 2

@@ -6,17 +6,28 @@ through the `costscope.parsers` entry-point group and are tried after the built-
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from ..errors import InputError
 from ..io import InputFile
-from . import anthropic, gemini, openai
+from . import anthropic, claude_code, gemini, openai
 from .base import ParseContext, Parser, Skips
 from .calls import CallLogParser
+from .claude_code import ClaudeCodeParser
+from .claude_headless import ClaudeHeadlessParser
+from .codex import CodexParser
 from .native import NativeParser
+from .openhands import OpenHandsParser
+from .otel_console import OtelConsoleParser
+from .otlp_json import OtlpJsonParser
 from .parquet import ParquetParser
+from .phoenix import PhoenixParser
+from .swe_agent import SweAgentParser
 
-__all__ = ["PARSERS", "ParseContext", "Parser", "Skips", "UnknownFormat", "detect", "get_parser"]
+__all__ = ["CACHE_DEPENDENCIES", "PARSERS", "ParseContext", "Parser", "Skips", "UnknownFormat", "detect", "get_parser"]
 
 
 class UnknownFormat(InputError):
@@ -26,13 +37,27 @@ class UnknownFormat(InputError):
 PARSERS: list[Parser] = [
     ParquetParser(),
     NativeParser(),
+    CodexParser(),
+    ClaudeCodeParser(),
+    ClaudeHeadlessParser(),
+    OpenHandsParser(),
+    SweAgentParser(),
+    OtlpJsonParser(),
+    OtelConsoleParser(),
+    PhoenixParser(),
     CallLogParser(anthropic, "Anthropic Messages responses, bare or wrapped with request and metadata"),
     CallLogParser(gemini, "Gemini generateContent responses (usageMetadata), bare or wrapped"),
     CallLogParser(openai, "OpenAI Chat Completions / Responses API objects, bare or wrapped"),
 ]
 
 
+CACHE_DEPENDENCIES: list[Callable[[Path], list[Path]]] = [claude_code.cache_dependencies]
+"""Hooks naming other files a file's parse result depends on (their state joins its parse-cache key)."""
+
+
+@cache
 def _all_parsers() -> list[Parser]:
+    """Built-ins, then third-party parsers from entry points (read once per process: it scans package metadata)."""
     extra = [ep.load()() for ep in sorted(entry_points(group="costscope.parsers"), key=lambda ep: ep.name)]
     return PARSERS + extra
 

@@ -17,7 +17,8 @@ _OBJECTS = {"chat.completion", "chat.completion.chunk", "response", "text_comple
 
 
 def looks_like(response: dict[str, Any]) -> bool:
-    if response.get("object") in _OBJECTS:
+    kind = response.get("object")
+    if isinstance(kind, str) and kind in _OBJECTS:
         return True
     usage = response.get("usage")
     return isinstance(usage, dict) and (
