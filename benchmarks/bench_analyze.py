@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no such file: {path}")
     lines = count_lines(path)
     expected = args.expect_calls if args.expect_calls is not None else lines
-    common = ["--format", "json", "--by", args.by]
+    common = ["--format", "json", "--by", args.by, "--no-cache"]
     print(
         f"{path}: {lines:,} lines, {fmt_size(path.stat().st_size)}; python {sys.version.split()[0]}, "
         f"{os.cpu_count()} CPUs",

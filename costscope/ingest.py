@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -112,11 +113,31 @@ def default_cache_dir() -> Path:
 
 
 class FileCache:
-    """Parse results stored as Arrow IPC files, one per input file, keyed by its identity."""
+    """Parse results of many files in ONE Arrow IPC file, each file's rows a contiguous block.
+
+    The index (file key -> rows' offset and count, records read, skips, notes) lives in the file's schema
+    metadata, so a warm run is a few `stat` calls, one memory-mapped read and zero-copy slices. Entries
+    whose file is gone or changed are dropped when the store is next rewritten.
+    """
+
+    FILE = "parsed.arrow"
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory / "parsed"
+        self.path = directory / self.FILE
         self.hits = 0
+        self._table: pa.Table | None = None
+        self._index: dict[str, dict[str, Any]] = {}
+        try:
+            with pa.memory_map(str(self.path)) as source:
+                reader = ipc.open_file(source)
+                index = orjson.loads((reader.schema.metadata or {}).get(b"costscope.index", b"{}"))
+                self._table = reader.read_all()
+            if isinstance(index, dict) and self._table.schema.remove_metadata().equals(_STORE_SCHEMA):
+                self._index = index
+            else:
+                self._table = None
+        except (OSError, pa.ArrowInvalid, orjson.JSONDecodeError):
+            self._table = None
 
     def key(self, source: InputFile, format_in: str | None) -> str | None:
         if source.path is None:
@@ -132,14 +153,8 @@ class FileCache:
         return hashlib.sha256(f"{identity}\0{code_fingerprint()}".encode()).hexdigest()
 
     def load(self, key: str, strict: bool) -> FileResult | None:
-        path = self.directory / f"{key}.arrow"
-        try:
-            with pa.memory_map(str(path)) as source:
-                table = ipc.open_file(source).read_all()
-        except (OSError, pa.ArrowInvalid):
-            return None
-        meta = orjson.loads((table.schema.metadata or {}).get(b"costscope.file", b"null"))
-        if not isinstance(meta, dict):
+        meta = self._index.get(key)
+        if meta is None or self._table is None:
             return None
         if strict and meta["first_skip"] is not None:
             Skips(strict=True).skip(*meta["first_skip"])
@@ -147,7 +162,7 @@ class FileCache:
         return FileResult(
             meta["name"],
             meta["format"],
-            table.replace_schema_metadata(STEP_SCHEMA.metadata),
+            self._table.slice(meta["offset"], meta["rows"]).drop_columns(["cache_key"]),
             meta["records"],
             Counter(meta["skip_counts"]),
             meta["skip_examples"],
@@ -155,29 +170,61 @@ class FileCache:
             tuple(meta["first_skip"]) if meta["first_skip"] is not None else None,
         )
 
-    def store(self, key: str, result: FileResult) -> None:
-        if result.unrecognized is not None:
+    def save(self, fresh: dict[str, tuple[FileResult, Path]]) -> None:
+        """Add freshly parsed files and drop entries whose file changed or vanished; rewrite when needed."""
+        kept = {k: m for k, m in self._index.items() if k not in fresh and _unchanged(m)}
+        fresh = {k: v for k, v in fresh.items() if v[0].unrecognized is None}
+        if not fresh and len(kept) == len(self._index):
             return
-        meta = {
-            "name": result.name,
-            "format": result.format,
-            "records": result.records,
-            "skip_counts": dict(result.skip_counts),
-            "skip_examples": result.skip_examples,
-            "notes": dict(result.notes),
-            "first_skip": result.first_skip,
-        }
-        metadata = dict(STEP_SCHEMA.metadata or {})
-        metadata[b"costscope.file"] = orjson.dumps(meta)
-        table = result.table.replace_schema_metadata(metadata)
+        blocks: list[pa.Table] = []
+        index: dict[str, dict[str, Any]] = {}
+        offset = 0
+        for key, meta in kept.items():
+            assert self._table is not None
+            blocks.append(self._table.slice(meta["offset"], meta["rows"]))
+            index[key] = {**meta, "offset": offset}
+            offset += meta["rows"]
+        for key, (result, path) in fresh.items():
+            stat = path.stat()
+            rows = result.table.num_rows
+            blocks.append(result.table.append_column("cache_key", pa.array([key] * rows, pa.string())))
+            index[key] = {
+                "name": result.name,
+                "path": str(path),
+                "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "format": result.format,
+                "records": result.records,
+                "skip_counts": dict(result.skip_counts),
+                "skip_examples": result.skip_examples,
+                "notes": dict(result.notes),
+                "first_skip": result.first_skip,
+                "offset": offset,
+                "rows": rows,
+            }
+            offset += rows
+        table = pa.concat_tables([b.replace_schema_metadata(None) for b in blocks]) if blocks else None
+        schema = _STORE_SCHEMA.with_metadata({b"costscope.index": orjson.dumps(index)})
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            partial = self.directory / f"{key}.{os.getpid()}.tmp"
-            with ipc.new_file(str(partial), table.schema) as writer:
-                writer.write_table(table)
-            os.replace(partial, self.directory / f"{key}.arrow")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_name(f"{self.FILE}.{os.getpid()}.tmp")
+            with ipc.new_file(str(partial), schema, options=ipc.IpcWriteOptions(compression="lz4")) as writer:
+                if table is not None:
+                    writer.write_table(table.cast(_STORE_SCHEMA), max_chunksize=1 << 20)
+            os.replace(partial, self.path)
         except OSError:
             return  # a cache that cannot be written only costs speed
+
+
+_STORE_SCHEMA = pa.schema([*STEP_SCHEMA.remove_metadata(), pa.field("cache_key", pa.string())])
+
+
+def _unchanged(meta: dict[str, Any]) -> bool:
+    try:
+        stat = Path(meta["path"]).stat()
+    except OSError:
+        return False
+    return bool(stat.st_size == meta["size"] and stat.st_mtime_ns == meta["mtime_ns"])
 
 
 def _parse_job(job: tuple[InputFile, str | None, bool]) -> FileResult:
@@ -210,14 +257,18 @@ def parse_files(
         fresh = (parse_file(sources[i], format_in, strict) for i in todo)
     try:
         by_index: dict[int, FileResult] = {}
+        to_store: dict[str, tuple[FileResult, Path]] = {}
         for i, size in zip(todo, sizes, strict=True):
             result = next(fresh)
-            if store is not None and keys[i] is not None:
-                store.store(keys[i], result)  # type: ignore[arg-type]
+            key, path = keys[i], sources[i].path
+            if key is not None and path is not None:
+                to_store[key] = (result, path)
             by_index[i] = result
             done += size
             if progress is not None:
                 progress(done, total)
+        if store is not None:
+            store.save(to_store)
         for i, hit in enumerate(cached):
             yield hit if hit is not None else by_index[i]
     finally:

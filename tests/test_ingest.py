@@ -42,7 +42,7 @@ def test_second_run_is_served_from_the_cache_and_identical(tmp_path: Path) -> No
     files = [str(write_calls(tmp_path / f"f{i}.jsonl", 50, bad_line=i == 1)) for i in range(3)]
     cache = tmp_path / "cache"
     cold = load_steps(files, cache_dir=cache)
-    assert len(list((cache / "parsed").glob("*.arrow"))) == 3
+    assert len(ingest.FileCache(cache)._index) == 3
     warm = load_steps(files, cache_dir=cache)
     assert warm.table.equals(cold.table)
     assert warm.skips.counts == cold.skips.counts and warm.skips.examples == cold.skips.examples
@@ -105,3 +105,16 @@ def test_a_claude_session_is_parsed_again_when_its_subagents_change(tmp_path: Pa
     sub.parent.mkdir(parents=True)
     sub.write_text("{}\n", encoding="utf-8")
     assert store.key(InputFile(str(session), session), None) != before
+
+
+def test_entries_of_vanished_files_are_dropped(tmp_path: Path) -> None:
+    keep = str(write_calls(tmp_path / "keep.jsonl", 5))
+    gone = write_calls(tmp_path / "gone.jsonl", 5)
+    cache = tmp_path / "cache"
+    load_steps([keep, str(gone)], cache_dir=cache)
+    gone.unlink()
+    third = str(write_calls(tmp_path / "third.jsonl", 5))
+    result = load_steps([keep, third], cache_dir=cache)
+    assert result.table.num_rows == 10
+    names = sorted(Path(m["path"]).name for m in ingest.FileCache(cache)._index.values())
+    assert names == ["keep.jsonl", "third.jsonl"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -16,6 +16,7 @@ from ..io import InputFile, ReadError, iter_lines
 from ..schema import batch_from_rows
 
 BATCH_ROWS = 65_536
+R = TypeVar("R")
 
 
 class RecordError(ValueError):
@@ -69,6 +70,20 @@ class ParseContext:
         for lineno, raw in iter_lines(source, self.read_error):
             self.records[source.name] += 1
             yield lineno, raw
+
+    def records_of(self, source: InputFile, build: Callable[[Any, int], R]) -> Iterator[tuple[int, R]]:
+        """Each line parsed as JSON and turned into `build(obj, lineno)`; malformed JSON and RecordError are
+        counted skips with file and line."""
+        for lineno, raw in self.lines(source):
+            try:
+                result = build(orjson.loads(raw), lineno)
+            except orjson.JSONDecodeError as exc:
+                self.skips.skip(source.name, lineno, f"malformed JSON ({exc.args[0].split(':')[0]})")
+                continue
+            except RecordError as exc:
+                self.skips.skip(source.name, lineno, str(exc))
+                continue
+            yield lineno, result
 
 
 class Parser(Protocol):

@@ -187,15 +187,7 @@ class CallLogParser:
     def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[pa.RecordBatch]:
         buffer = RowBuffer(ctx.batch_rows)
         pinned = self.family if forced else None
-        for lineno, raw in ctx.lines(source):
-            try:
-                row = record_row(orjson.loads(raw), pinned)
-            except orjson.JSONDecodeError as exc:
-                ctx.skips.skip(source.name, lineno, f"malformed JSON ({exc.args[0].split(':')[0]})")
-                continue
-            except RecordError as exc:
-                ctx.skips.skip(source.name, lineno, str(exc))
-                continue
+        for lineno, row in ctx.records_of(source, lambda obj, _: record_row(obj, pinned)):
             if row.get("usage_source") is None:
                 ctx.notes["calls without usage"] += 1
             row["source"] = source.name

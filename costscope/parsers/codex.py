@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
-import orjson
 import pyarrow as pa
 
 from ..io import InputFile
@@ -330,15 +329,7 @@ class CodexParser:
     def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[pa.RecordBatch]:
         buffer = RowBuffer(ctx.batch_rows)
         rollout = Rollout(source.name, ctx)
-        for lineno, raw in ctx.lines(source):
-            try:
-                row = rollout.line(orjson.loads(raw))
-            except orjson.JSONDecodeError as exc:
-                ctx.skips.skip(source.name, lineno, f"malformed JSON ({exc.args[0].split(':')[0]})")
-                continue
-            except RecordError as exc:
-                ctx.skips.skip(source.name, lineno, str(exc))
-                continue
+        for lineno, row in ctx.records_of(source, lambda obj, _: rollout.line(obj)):
             if row is None:
                 continue
             row.update(source=source.name, line=lineno, format=NAME)

@@ -65,15 +65,7 @@ class NativeParser:
 
     def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[pa.RecordBatch]:
         buffer = RowBuffer(ctx.batch_rows)
-        for lineno, raw in ctx.lines(source):
-            try:
-                row = _row(orjson.loads(raw), source.name, lineno)
-            except orjson.JSONDecodeError as exc:
-                ctx.skips.skip(source.name, lineno, f"malformed JSON ({exc.args[0].split(':')[0]})")
-                continue
-            except RecordError as exc:
-                ctx.skips.skip(source.name, lineno, str(exc))
-                continue
+        for _, row in ctx.records_of(source, lambda obj, lineno: _row(obj, source.name, lineno)):
             if (batch := buffer.add(row)) is not None:
                 yield batch
         if (batch := buffer.flush()) is not None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from ..check import CheckResult
 from .check_text import STATUS_TEXT, change, driver, headline, interval, label, shown_rows, signed_usd, value, why
-from .fmt import usd
+from .fmt import plain_console, usd
 
 
 def _table(title: str) -> Table:
@@ -65,16 +64,7 @@ def _movers(result: CheckResult) -> Table:
 
 def render_check_table(result: CheckResult, width: int = 80) -> str:
     buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=width,
-        color_system=None,
-        force_terminal=False,
-        highlight=False,
-        emoji=False,
-        legacy_windows=False,
-        soft_wrap=False,
-    )
+    console = plain_console(buffer, width)
     console.print(headline(result), markup=False)
     console.print(_checks(result))
     console.print(why(result), markup=False)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
+
+from rich.console import Console
 
 MISSING = "—"
 
@@ -32,3 +35,17 @@ def pct(value: float | None) -> str:
 
 def key_text(key: dict[str, Any]) -> str:
     return " / ".join(MISSING if v is None else str(v) for v in key.values())
+
+
+def plain_console(buffer: io.StringIO, width: int) -> Console:
+    """A rich console writing plain text (no colour, no markup guessing) of a fixed width into `buffer`."""
+    return Console(
+        file=buffer,
+        width=width,
+        color_system=None,
+        force_terminal=False,
+        highlight=False,
+        emoji=False,
+        legacy_windows=False,
+        soft_wrap=False,
+    )

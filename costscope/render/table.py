@@ -5,11 +5,10 @@ from __future__ import annotations
 import io
 
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
 from ..report import Report
-from .fmt import MISSING, key_text, pct, tokens, usd
+from .fmt import MISSING, key_text, pct, plain_console, tokens, usd
 from .summary import headline
 
 
@@ -83,16 +82,7 @@ def _unpriced_table(report: Report) -> Table:
 
 def render_table(report: Report, width: int = 80) -> str:
     buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=width,
-        color_system=None,
-        force_terminal=False,
-        highlight=False,
-        emoji=False,
-        legacy_windows=False,
-        soft_wrap=False,
-    )
+    console = plain_console(buffer, width)
     for line in headline(report):
         console.print(line, markup=False)
     if report.groups:
