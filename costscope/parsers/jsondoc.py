@@ -15,12 +15,9 @@ import pyarrow as pa
 from ..io import InputFile, ReadError
 from ..schema import TOKEN_COLUMNS
 from . import openai
-from .base import ParseContext, RecordError, RowBuffer
+from .base import MAX_TOKENS, MAX_US, MIN_US, ParseContext, RecordError, RowBuffer
 
 BOM = b"\xef\xbb\xbf"
-MAX_TOKENS = 2**40
-"""A count above this (about 10^12 tokens) is corrupt, not big: it would overflow int64 sums."""
-MAX_US = 2**62
 SCAN_BYTES = 64 * 1024
 
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"?|[][{}:,]')
@@ -174,10 +171,10 @@ def checked_row(row: dict[str, Any]) -> dict[str, Any]:
     for name in TOKEN_COLUMNS:
         value = row.get(name)
         if value is not None and value > MAX_TOKENS:
-            raise RecordError(f"{name} is implausibly large: {value}")
+            raise RecordError(f"{name} is too large to be real: {value:.3g}")
     for name in ("start", "end"):
         value = row.get(name)
-        if value is not None and abs(value) > MAX_US:
+        if value is not None and not MIN_US <= value <= MAX_US:
             raise RecordError(f"{name} time is out of range")
     return row
 
