@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -47,6 +48,13 @@ class FileResult:
     notes: Counter[str] = field(default_factory=Counter)
     first_skip: tuple[str, int, str] | None = None
     unrecognized: InputError | None = None
+    stored_at: int | None = None
+    """For a result served from the cache: where its rows start in the store (its `table` is then empty)."""
+    stored_rows: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.stored_rows if self.stored_at is not None else self.table.num_rows
 
 
 def parse_file(source: InputFile, format_in: str | None, strict: bool) -> FileResult:
@@ -131,9 +139,10 @@ class FileCache:
             with pa.memory_map(str(self.path)) as source:
                 reader = ipc.open_file(source)
                 index = orjson.loads((reader.schema.metadata or {}).get(b"costscope.index", b"{}"))
-                self._table = reader.read_all()
-            if isinstance(index, dict) and self._table.schema.remove_metadata().equals(_STORE_SCHEMA):
+                stored = reader.read_all()
+            if isinstance(index, dict) and stored.schema.remove_metadata().equals(_STORE_SCHEMA):
                 self._index = index
+                self._table = stored.drop_columns(["cache_key"]).replace_schema_metadata(STEP_SCHEMA.metadata)
             else:
                 self._table = None
         except (OSError, pa.ArrowInvalid, orjson.JSONDecodeError):
@@ -146,7 +155,7 @@ class FileCache:
             stat = source.path.stat()
         except OSError:
             return None
-        identity = f"{source.path.resolve()}\0{source.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{format_in}"
+        identity = f"{os.path.abspath(source.path)}\0{source.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{format_in}"
         for hook in CACHE_DEPENDENCIES:
             for dependency in hook(source.path):
                 identity += f"\0{dependency}\0{_state(dependency)}"
@@ -162,17 +171,26 @@ class FileCache:
         return FileResult(
             meta["name"],
             meta["format"],
-            self._table.slice(meta["offset"], meta["rows"]).drop_columns(["cache_key"]),
+            empty_table(),
             meta["records"],
             Counter(meta["skip_counts"]),
             meta["skip_examples"],
             Counter(meta["notes"]),
             tuple(meta["first_skip"]) if meta["first_skip"] is not None else None,
+            stored_at=meta["offset"],
+            stored_rows=meta["rows"],
         )
+
+    def rows_of(self, results: list[FileResult]) -> pa.Table:
+        """The stored rows of the cached results, in their order, with one `take` (no per-file copies)."""
+        assert self._table is not None
+        spans = [np.arange(r.stored_at, r.stored_at + r.stored_rows) for r in results if r.stored_at is not None]
+        return self._table.take(pa.array(np.concatenate(spans) if spans else np.zeros(0, np.int64)))
 
     def save(self, fresh: dict[str, tuple[FileResult, Path]]) -> None:
         """Add freshly parsed files and drop entries whose file changed or vanished; rewrite when needed."""
-        kept = {k: m for k, m in self._index.items() if k not in fresh and _unchanged(m)}
+        code = code_fingerprint()
+        kept = {k: m for k, m in self._index.items() if k not in fresh and m.get("code") == code and _unchanged(m)}
         fresh = {k: v for k, v in fresh.items() if v[0].unrecognized is None}
         if not fresh and len(kept) == len(self._index):
             return
@@ -181,7 +199,8 @@ class FileCache:
         offset = 0
         for key, meta in kept.items():
             assert self._table is not None
-            blocks.append(self._table.slice(meta["offset"], meta["rows"]))
+            block = self._table.slice(meta["offset"], meta["rows"])
+            blocks.append(block.append_column("cache_key", pa.array([key] * meta["rows"], pa.string())))
             index[key] = {**meta, "offset": offset}
             offset += meta["rows"]
         for key, (result, path) in fresh.items():
@@ -201,6 +220,7 @@ class FileCache:
                 "first_skip": result.first_skip,
                 "offset": offset,
                 "rows": rows,
+                "code": code,
             }
             offset += rows
         table = pa.concat_tables([b.replace_schema_metadata(None) for b in blocks]) if blocks else None
@@ -208,7 +228,8 @@ class FileCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             partial = self.path.with_name(f"{self.FILE}.{os.getpid()}.tmp")
-            with ipc.new_file(str(partial), schema, options=ipc.IpcWriteOptions(compression="lz4")) as writer:
+            # uncompressed, so that a warm run memory-maps it without decoding
+            with ipc.new_file(str(partial), schema) as writer:
                 if table is not None:
                     writer.write_table(table.cast(_STORE_SCHEMA), max_chunksize=1 << 20)
             os.replace(partial, self.path)
@@ -231,6 +252,36 @@ def _parse_job(job: tuple[InputFile, str | None, bool]) -> FileResult:
     return parse_file(*job)
 
 
+@dataclass
+class Parsed:
+    """The rows of every input file, in input order, and what parsing each file produced."""
+
+    table: pa.Table
+    results: list[FileResult]
+
+
+def _assemble(results: list[FileResult], store: FileCache | None) -> pa.Table:
+    """All rows in input-file order: cached rows taken from the store at once, fresh ones appended, and the
+    two interleaved by file position only when both kinds are present."""
+    fresh = [r.table for r in results if r.stored_at is None]
+    if store is None or all(r.stored_at is None for r in results):
+        return pa.concat_tables(fresh) if fresh else empty_table()
+    cached = store.rows_of(results)
+    if not any(t.num_rows for t in fresh):
+        return cached
+    owners = np.concatenate(
+        [
+            np.repeat(
+                np.arange(len(results))[[r.stored_at is not None for r in results]],
+                [r.stored_rows for r in results if r.stored_at is not None],
+            )
+        ]
+        + [np.full(r.table.num_rows, i) for i, r in enumerate(results) if r.stored_at is None]
+    )
+    combined = pa.concat_tables([cached, *fresh])
+    return combined.take(pa.array(np.argsort(owners, kind="stable")))
+
+
 def parse_files(
     sources: list[InputFile],
     *,
@@ -239,7 +290,7 @@ def parse_files(
     cache_dir: Path | None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> Iterator[FileResult]:
+) -> Parsed:
     """Parse results in input order: from the cache where valid, else parsed (in parallel when large)."""
     store = FileCache(cache_dir) if cache_dir is not None else None
     keys = [store.key(s, format_in) if store else None for s in sources]
@@ -269,8 +320,8 @@ def parse_files(
                 progress(done, total)
         if store is not None:
             store.save(to_store)
-        for i, hit in enumerate(cached):
-            yield hit if hit is not None else by_index[i]
+        results = [hit if hit is not None else by_index[i] for i, hit in enumerate(cached)]
+        return Parsed(_assemble(results, store), results)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

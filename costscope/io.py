@@ -94,10 +94,10 @@ def expand_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
     """Resolve PATH arguments (file, directory scanned recursively, glob, or `-`) in a stable order."""
     files: list[InputFile] = []
     ignored: list[str] = []
-    seen: set[Path] = set()
+    seen: set[Path] = set()  # the same file named twice (a path and a glob) is read once
 
     def add(path: Path) -> None:
-        resolved = path.resolve()
+        resolved = Path(os.path.abspath(path))
         if resolved not in seen:
             seen.add(resolved)
             files.append(InputFile(name=str(path), path=path))

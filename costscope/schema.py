@@ -98,8 +98,12 @@ def batch_from_rows(rows: list[dict[str, Any]]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=STEP_SCHEMA)
 
 
+_EMPTY = STEP_SCHEMA.empty_table()
+
+
 def empty_table() -> pa.Table:
-    return STEP_SCHEMA.empty_table()
+    """A table with no rows (shared: Arrow tables are immutable)."""
+    return _EMPTY
 
 
 def conform(table: pa.Table) -> pa.Table:

@@ -18,7 +18,6 @@ from .errors import InputError
 from .ingest import parse_files
 from .io import expand_paths
 from .parsers import Skips, get_parser
-from .schema import empty_table
 
 
 @dataclass(frozen=True)
@@ -61,24 +60,21 @@ def load_steps(
         get_parser(format_in)  # an unknown name is a usage error before any work
     skips = Skips(strict=strict)
     notes: Counter[str] = Counter()
-    tables: list[pa.Table] = []
     files: list[FileReport] = []
     unrecognized: list[InputError] = []
-    results = parse_files(
+    parsed = parse_files(
         expanded.files, format_in=format_in, strict=strict, cache_dir=cache_dir, workers=workers, progress=progress
     )
-    for result in results:
+    for result in parsed.results:
         skips.counts.update(result.skip_counts)
         skips.examples.extend(result.skip_examples[: max(0, skips.max_examples - len(skips.examples))])
         notes.update(result.notes)
         if result.unrecognized is not None:
             unrecognized.append(result.unrecognized)
-        tables.append(result.table)
-        files.append(FileReport(result.name, result.format, result.records, result.table.num_rows))
+        files.append(FileReport(result.name, result.format, result.records, result.rows))
     if unrecognized and len(unrecognized) == len(files):
         raise unrecognized[0]
-    table = pa.concat_tables(tables) if tables else empty_table()
-    table, duplicates = drop_duplicate_responses(table)
+    table, duplicates = drop_duplicate_responses(parsed.table)
     result_ = LoadResult(order_steps(table), files, expanded.ignored, skips, dict(notes))
     result_.duplicates = duplicates
     return result_

@@ -118,3 +118,16 @@ def test_entries_of_vanished_files_are_dropped(tmp_path: Path) -> None:
     assert result.table.num_rows == 10
     names = sorted(Path(m["path"]).name for m in ingest.FileCache(cache)._index.values())
     assert names == ["keep.jsonl", "third.jsonl"]
+
+
+def test_cached_and_fresh_files_interleave_in_input_order(tmp_path: Path) -> None:
+    paths = [write_calls(tmp_path / f"f{i}.jsonl", 20 + i) for i in range(4)]
+    files = [str(p) for p in paths]
+    cache = tmp_path / "cache"
+    load_steps(files, cache_dir=cache)
+    write_calls(paths[1], 7, bad_line=True)
+    os.utime(paths[1], ns=(paths[1].stat().st_atime_ns, paths[1].stat().st_mtime_ns + 1_000_000))
+    mixed = load_steps(files, cache_dir=cache)
+    fresh = load_steps(files)
+    assert mixed.table.equals(fresh.table)
+    assert mixed.files == fresh.files and mixed.skips.examples == fresh.skips.examples
