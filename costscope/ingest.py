@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -48,13 +48,14 @@ class FileResult:
     notes: Counter[str] = field(default_factory=Counter)
     first_skip: tuple[str, int, str] | None = None
     unrecognized: InputError | None = None
+    rows: int = -1
+    """Rows this file produced; they live in `table`, or elsewhere once moved (a chunk's table, the store)."""
     stored_at: int | None = None
-    """For a result served from the cache: where its rows start in the store (its `table` is then empty)."""
-    stored_rows: int = 0
+    """For a result served from the cache: where its rows start in the store."""
 
-    @property
-    def rows(self) -> int:
-        return self.stored_rows if self.stored_at is not None else self.table.num_rows
+    def __post_init__(self) -> None:
+        if self.rows < 0:
+            self.rows = self.table.num_rows
 
 
 def parse_file(source: InputFile, format_in: str | None, strict: bool) -> FileResult:
@@ -177,37 +178,42 @@ class FileCache:
             meta["skip_examples"],
             Counter(meta["notes"]),
             tuple(meta["first_skip"]) if meta["first_skip"] is not None else None,
+            rows=meta["rows"],
             stored_at=meta["offset"],
-            stored_rows=meta["rows"],
         )
 
-    def rows_of(self, results: list[FileResult]) -> pa.Table:
-        """The stored rows of the cached results, in their order, with one `take` (no per-file copies)."""
+    def _take(self, spans: list[tuple[int, int]]) -> pa.Table:
+        """Stored rows of several (offset, rows) spans, in that order, in one `take` (no per-file copies)."""
         assert self._table is not None
-        spans = [np.arange(r.stored_at, r.stored_at + r.stored_rows) for r in results if r.stored_at is not None]
-        return self._table.take(pa.array(np.concatenate(spans) if spans else np.zeros(0, np.int64)))
+        parts = [np.arange(start, start + rows, dtype=np.int64) for start, rows in spans]
+        return self._table.take(pa.array(np.concatenate(parts) if parts else np.zeros(0, np.int64)))
 
-    def save(self, fresh: dict[str, tuple[FileResult, Path]]) -> None:
-        """Add freshly parsed files and drop entries whose file changed or vanished; rewrite when needed."""
+    def rows_of(self, results: list[FileResult]) -> pa.Table:
+        """The stored rows of the cached results, in their order."""
+        return self._take([(r.stored_at, r.rows) for r in results if r.stored_at is not None])
+
+    def save(self, fresh_table: pa.Table, fresh: list[tuple[str | None, FileResult, Path | None]]) -> None:
+        """Add freshly parsed files (their rows are consecutive blocks of `fresh_table`, in order) and drop
+        entries whose file changed or vanished, or that older parsing code wrote; rewrite when needed."""
         code = code_fingerprint()
-        kept = {k: m for k, m in self._index.items() if k not in fresh and m.get("code") == code and _unchanged(m)}
-        fresh = {k: v for k, v in fresh.items() if v[0].unrecognized is None}
-        if not fresh and len(kept) == len(self._index):
+        new_keys = {key for key, _, _ in fresh if key is not None}
+        kept = {k: m for k, m in self._index.items() if k not in new_keys and m.get("code") == code and _unchanged(m)}
+        storable = [key is not None and path is not None and r.unrecognized is None for key, r, path in fresh]
+        if not any(storable) and len(kept) == len(self._index):
             return
-        blocks: list[pa.Table] = []
         index: dict[str, dict[str, Any]] = {}
         offset = 0
-        for key, meta in kept.items():
-            assert self._table is not None
-            block = self._table.slice(meta["offset"], meta["rows"])
-            blocks.append(block.append_column("cache_key", pa.array([key] * meta["rows"], pa.string())))
-            index[key] = {**meta, "offset": offset}
+        for kept_key, meta in kept.items():
+            index[kept_key] = {**meta, "offset": offset}
             offset += meta["rows"]
-        for key, (result, path) in fresh.items():
+        kept_rows = self._take([(m["offset"], m["rows"]) for m in kept.values()]) if kept else None
+        for (new_key, result, path), keep in zip(fresh, storable, strict=True):
+            if not keep:
+                continue
+            assert new_key is not None and path is not None
             stat = path.stat()
-            rows = result.table.num_rows
-            blocks.append(result.table.append_column("cache_key", pa.array([key] * rows, pa.string())))
-            index[key] = {
+            rows = result.rows
+            index[new_key] = {
                 "name": result.name,
                 "path": str(path),
                 "size": stat.st_size,
@@ -223,15 +229,24 @@ class FileCache:
                 "code": code,
             }
             offset += rows
-        table = pa.concat_tables([b.replace_schema_metadata(None) for b in blocks]) if blocks else None
+        row_keys = [key for key, _, _ in fresh]
+        row_counts = [r.rows for _, r, _ in fresh]
+        mask = np.repeat(np.array(storable, dtype=bool), row_counts) if fresh else np.zeros(0, bool)
+        fresh_keys = np.repeat(np.array(row_keys, dtype=object), row_counts) if fresh else np.zeros(0, object)
+        blocks = [
+            fresh_table.filter(pa.array(mask)).append_column("cache_key", pa.array(fresh_keys[mask], pa.string()))
+        ]
+        if kept_rows is not None:
+            kept_keys = np.repeat(np.array(list(kept), dtype=object), [m["rows"] for m in kept.values()])
+            blocks.insert(0, kept_rows.append_column("cache_key", pa.array(kept_keys, pa.string())))
+        table = pa.concat_tables([b.replace_schema_metadata(None) for b in blocks])
         schema = _STORE_SCHEMA.with_metadata({b"costscope.index": orjson.dumps(index)})
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             partial = self.path.with_name(f"{self.FILE}.{os.getpid()}.tmp")
             # uncompressed, so that a warm run memory-maps it without decoding
             with ipc.new_file(str(partial), schema) as writer:
-                if table is not None:
-                    writer.write_table(table.cast(_STORE_SCHEMA), max_chunksize=1 << 20)
+                writer.write_table(table.cast(_STORE_SCHEMA), max_chunksize=1 << 20)
             os.replace(partial, self.path)
         except OSError:
             return  # a cache that cannot be written only costs speed
@@ -248,8 +263,27 @@ def _unchanged(meta: dict[str, Any]) -> bool:
     return bool(stat.st_size == meta["size"] and stat.st_mtime_ns == meta["mtime_ns"])
 
 
-def _parse_job(job: tuple[InputFile, str | None, bool]) -> FileResult:
-    return parse_file(*job)
+def _parse_chunk(jobs: list[tuple[InputFile, str | None, bool]]) -> tuple[pa.Table, list[FileResult]]:
+    """Parse several files; their rows travel back as ONE table (one serialization per chunk, not per file)."""
+    results = [parse_file(*job) for job in jobs]
+    # one chunk per column: a table of many small chunks costs far more to send between processes
+    table = pa.concat_tables([r.table for r in results]).combine_chunks() if results else empty_table()
+    for result in results:
+        result.table = empty_table()
+    return table, results
+
+
+def _chunks(todo: list[int], sizes: list[int], count: int) -> list[list[int]]:
+    """Contiguous runs of `todo` with about equal bytes each (input order is kept)."""
+    total = sum(sizes) or 1
+    chunks: list[list[int]] = [[]]
+    filled = 0
+    for index, size in zip(todo, sizes, strict=True):
+        if chunks[-1] and filled >= total * len(chunks) / count:
+            chunks.append([])
+        chunks[-1].append(index)
+        filled += size
+    return chunks
 
 
 @dataclass
@@ -260,26 +294,23 @@ class Parsed:
     results: list[FileResult]
 
 
-def _assemble(results: list[FileResult], store: FileCache | None) -> pa.Table:
-    """All rows in input-file order: cached rows taken from the store at once, fresh ones appended, and the
-    two interleaved by file position only when both kinds are present."""
-    fresh = [r.table for r in results if r.stored_at is None]
-    if store is None or all(r.stored_at is None for r in results):
-        return pa.concat_tables(fresh) if fresh else empty_table()
+def _assemble(results: list[FileResult], fresh: pa.Table, store: FileCache | None) -> pa.Table:
+    """All rows in input-file order: cached rows taken from the store at once, fresh ones (consecutive blocks
+    of `fresh`, in input order) beside them, interleaved by file position only when both kinds are present."""
+    hits = [i for i, r in enumerate(results) if r.stored_at is not None]
+    if store is None or not hits:
+        return fresh
     cached = store.rows_of(results)
-    if not any(t.num_rows for t in fresh):
+    if fresh.num_rows == 0:
         return cached
+    parsed = [i for i, r in enumerate(results) if r.stored_at is None]
     owners = np.concatenate(
         [
-            np.repeat(
-                np.arange(len(results))[[r.stored_at is not None for r in results]],
-                [r.stored_rows for r in results if r.stored_at is not None],
-            )
+            np.repeat(np.array(hits), [results[i].rows for i in hits]),
+            np.repeat(np.array(parsed), [results[i].rows for i in parsed]),
         ]
-        + [np.full(r.table.num_rows, i) for i, r in enumerate(results) if r.stored_at is None]
     )
-    combined = pa.concat_tables([cached, *fresh])
-    return combined.take(pa.array(np.argsort(owners, kind="stable")))
+    return pa.concat_tables([cached, fresh]).take(pa.array(np.argsort(owners, kind="stable")))
 
 
 def parse_files(
@@ -297,34 +328,35 @@ def parse_files(
     cached = [store.load(k, strict) if store and k else None for k in keys]
     todo = [i for i, hit in enumerate(cached) if hit is None]
     sizes = [_size(sources[i]) for i in todo]
-    total, done = sum(sizes), 0
     workers = workers or os.cpu_count() or 1
-    fresh: Iterator[FileResult]
-    if workers > 1 and len(todo) > 1 and total >= PARALLEL_MIN_BYTES and "fork" in _start_methods():
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-        fresh = pool.map(_parse_job, [(sources[i], format_in, strict) for i in todo])
-    else:
-        pool = None
-        fresh = (parse_file(sources[i], format_in, strict) for i in todo)
+    parallel = workers > 1 and len(todo) > 1 and sum(sizes) >= PARALLEL_MIN_BYTES and "fork" in _start_methods()
+    chunks = _chunks(todo, sizes, workers * 4) if parallel else [[i] for i in todo]
+    jobs = [[(sources[i], format_in, strict) for i in chunk] for chunk in chunks]
+    pool = (
+        ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) if parallel else None
+    )
+    done_sizes = dict(zip(todo, sizes, strict=True))
     try:
-        by_index: dict[int, FileResult] = {}
-        to_store: dict[str, tuple[FileResult, Path]] = {}
-        for i, size in zip(todo, sizes, strict=True):
-            result = next(fresh)
-            key, path = keys[i], sources[i].path
-            if key is not None and path is not None:
-                to_store[key] = (result, path)
-            by_index[i] = result
-            done += size
+        outcomes = pool.map(_parse_chunk, jobs) if pool is not None else map(_parse_chunk, jobs)
+        tables: list[pa.Table] = []
+        fresh: list[tuple[str | None, FileResult, Path | None]] = []
+        done = 0
+        for chunk, (table, results) in zip(chunks, outcomes, strict=True):
+            tables.append(table)
+            for i, result in zip(chunk, results, strict=True):
+                cached[i] = result
+                fresh.append((keys[i], result, sources[i].path))
+                done += done_sizes[i]
             if progress is not None:
-                progress(done, total)
-        if store is not None:
-            store.save(to_store)
-        results = [hit if hit is not None else by_index[i] for i, hit in enumerate(cached)]
-        return Parsed(_assemble(results, store), results)
+                progress(done, sum(sizes))
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    fresh_table = pa.concat_tables(tables) if tables else empty_table()
+    if store is not None:
+        store.save(fresh_table, fresh)
+    final = [r for r in cached if r is not None]
+    return Parsed(_assemble(final, fresh_table, store), final)
 
 
 def _state(path: Path) -> str:
