@@ -143,6 +143,8 @@ class FileRows:
 
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     merged: int = 0
+    fingerprints: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    """call key -> what its held row was built from (see `repeat_of_held`)."""
 
     def offer_call(self, key: str | None, row: dict[str, Any]) -> str:
         """Hold the row of a call (`key` None: a call of its own); returns the slot it is held in."""
@@ -159,6 +161,19 @@ class FileRows:
             row["start"] = min(starts) if starts else None
             self.rows[slot] = row
         return slot
+
+    def repeat_of_held(self, key: str, line: int, start: int | None, same: tuple[Any, ...]) -> bool:
+        """True when the held row of `key` came from a line identical in everything a row is made of
+        (`same`): the repeat then only moves the row to its later line (ties go to the later line), without
+        building the row again — most responses are written as several such lines."""
+        held = self.rows.get(f"call:{key}")
+        if held is None or self.fingerprints.get(key) != same:
+            return False
+        self.merged += 1
+        held["line"] = line
+        if start is not None and (held["start"] is None or start < held["start"]):
+            held["start"] = start
+        return True
 
     def offer_message(
         self, key: str | None, row: dict[str, Any], tools: list[ToolUse], task_types: dict[str, str]
@@ -360,13 +375,30 @@ class _FileState:
         message_id = text_or_none(message.get("id"))
         request_id = text_or_none(obj.get("requestId"))
         key = None if message_id is None else message_id if request_id is None else f"{message_id}:{request_id}"
+        tools = tool_uses(message)
+        start = timestamp_us(obj.get("timestamp"))
+        same = (
+            message.get("usage"),
+            message.get("model"),
+            obj.get("sessionId"),
+            obj.get("isSidechain"),
+            obj.get("costUSD"),
+            agent,
+        )
+        if key is not None and self.rows.repeat_of_held(key, lineno, start, same):
+            at_this_line = {**self.rows.rows[f"call:{key}"], "start": start}
+            for use in (tool_row(tool_id, name, at_this_line) for tool_id, name, _ in tools):
+                self.rows.offer_tool(use)
+            for tool_id, name, tool_input in tools:
+                if (kind := subagent_type(name, tool_input)) is not None:
+                    self.task_types[tool_id] = kind
+            return
         row = call_row(
             message,
             record_key=key,
             trace_id=text_or_none(obj.get("sessionId")),
-            start=timestamp_us(obj.get("timestamp")),
+            start=start,
         )
-        tools = tool_uses(message)
         row.update(
             source=self.source.name,
             line=lineno,
@@ -377,6 +409,8 @@ class _FileState:
             reported_cost_usd=reported_cost(obj.get("costUSD"), "costUSD"),
         )
         self.rows.offer_message(key, row, tools, self.task_types)
+        if key is not None and self.rows.rows.get(f"call:{key}") is row:
+            self.rows.fingerprints[key] = same
 
     def progress(self, obj: dict[str, Any], lineno: int) -> None:
         data = obj.get("data")
