@@ -114,7 +114,8 @@ def headline(result: CheckResult) -> str:
 def why(result: CheckResult) -> str:
     """One sentence: the change in mean cost per trace, split into price and the largest usage factors."""
     x = result.explanation
-    if x.change_usd == 0 and x.price_usd == 0 and all(e.usd == 0 for e in x.effects):
+    # below a nano-dollar is float noise from summing the same costs in another order, not a change
+    if all(abs(v) < 1e-9 for v in (x.change_usd, x.price_usd, *(e.usd for e in x.effects))):
         return "The mean cost per trace did not change."
     biggest = sorted(
         (e for e in x.effects if abs(e.usd) >= 0.005 * max(abs(x.change_usd), 1e-12)), key=lambda e: -abs(e.usd)
