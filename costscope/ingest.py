@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from .errors import InputError
-from .io import InputFile, ReadError
+from .io import GZIP_MAGIC, InputFile, ReadError, line_parts
 from .parsers import CACHE_DEPENDENCIES, ParseContext, Skips, UnknownFormat, detect, get_parser
 from .schema import STEP_SCHEMA, empty_table
 from .tokens import is_cached
@@ -58,14 +58,15 @@ class FileResult:
             self.rows = self.table.num_rows
 
 
-def parse_file(source: InputFile, format_in: str | None, strict: bool) -> FileResult:
-    """Detect (unless forced) and parse one file; damaged parts become counted skips."""
+def parse_file(source: InputFile, format_in: str | None, strict: bool, parser_name: str | None = None) -> FileResult:
+    """Detect (unless forced or already known) and parse one file; damaged parts become counted skips."""
     ctx = ParseContext(skips=Skips(strict=strict))
     try:
         if not source.prefix(1):
             ctx.notes["empty files"] += 1
             return FileResult(source.name, "empty", empty_table(), 0, notes=ctx.notes)
-        parser = get_parser(format_in) if format_in else detect(source)
+        name = format_in or parser_name
+        parser = get_parser(name) if name else detect(source)
     except ReadError as error:
         ctx.read_error(error)
         return FileResult(
@@ -263,7 +264,11 @@ def _unchanged(meta: dict[str, Any]) -> bool:
     return bool(stat.st_size == meta["size"] and stat.st_mtime_ns == meta["mtime_ns"])
 
 
-def _parse_chunk(jobs: list[tuple[InputFile, str | None, bool]]) -> tuple[pa.Table, list[FileResult]]:
+Job = tuple[InputFile, str | None, bool, str | None]
+"""(file or part of one, forced format, strict, parser already detected)."""
+
+
+def _parse_chunk(jobs: list[Job]) -> tuple[pa.Table, list[FileResult]]:
     """Parse several files; their rows travel back as ONE table (one serialization per chunk, not per file)."""
     results = [parse_file(*job) for job in jobs]
     # one chunk per column: a table of many small chunks costs far more to send between processes
@@ -329,34 +334,102 @@ def parse_files(
     todo = [i for i, hit in enumerate(cached) if hit is None]
     sizes = [_size(sources[i]) for i in todo]
     workers = workers or os.cpu_count() or 1
-    parallel = workers > 1 and len(todo) > 1 and sum(sizes) >= PARALLEL_MIN_BYTES and "fork" in _start_methods()
-    chunks = _chunks(todo, sizes, workers * 4) if parallel else [[i] for i in todo]
-    jobs = [[(sources[i], format_in, strict) for i in chunk] for chunk in chunks]
+    parallel = workers > 1 and sum(sizes) >= PARALLEL_MIN_BYTES and "fork" in _start_methods()
+    units = _units(
+        [(i, sources[i], size) for i, size in zip(todo, sizes, strict=True)], workers if parallel else 1, format_in
+    )
+    parallel = parallel and len(units) > 1
+    chunks = (
+        _chunks(list(range(len(units))), [u[2] for u in units], workers * 4)
+        if parallel
+        else [[u] for u in range(len(units))]
+    )
+    jobs = [[(units[u][1], format_in, strict, units[u][3]) for u in chunk] for chunk in chunks]
     pool = (
         ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) if parallel else None
     )
-    done_sizes = dict(zip(todo, sizes, strict=True))
     try:
         outcomes = pool.map(_parse_chunk, jobs) if pool is not None else map(_parse_chunk, jobs)
         tables: list[pa.Table] = []
-        fresh: list[tuple[str | None, FileResult, Path | None]] = []
+        parts: dict[int, list[FileResult]] = {}
         done = 0
         for chunk, (table, results) in zip(chunks, outcomes, strict=True):
             tables.append(table)
-            for i, result in zip(chunk, results, strict=True):
-                cached[i] = result
-                fresh.append((keys[i], result, sources[i].path))
-                done += done_sizes[i]
+            for u, result in zip(chunk, results, strict=True):
+                parts.setdefault(units[u][0], []).append(result)
+                done += units[u][2]
             if progress is not None:
                 progress(done, sum(sizes))
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    fresh: list[tuple[str | None, FileResult, Path | None]] = []
+    for i in todo:
+        merged = _merge(parts[i])
+        cached[i] = merged
+        fresh.append((keys[i], merged, sources[i].path))
     fresh_table = pa.concat_tables(tables) if tables else empty_table()
     if store is not None:
         store.save(fresh_table, fresh)
     final = [r for r in cached if r is not None]
     return Parsed(_assemble(final, fresh_table, store), final)
+
+
+SPLIT_MIN_BYTES = 64 << 20
+"""A plain file at least this big, in a format whose records stand alone, is parsed in parts in parallel."""
+
+
+def _units(
+    files: list[tuple[int, InputFile, int]], workers: int, format_in: str | None
+) -> list[tuple[int, InputFile, int, str | None]]:
+    """(file index, file or part, bytes, parser name) to parse: big plain files of a line-by-line format are
+    cut into parts at line starts (numbered from their real first line); everything else is one unit."""
+    units: list[tuple[int, InputFile, int, str | None]] = []
+    for index, source, size in files:
+        parser = _splittable_parser(source, size, format_in) if workers > 1 else None
+        if parser is None or source.path is None:
+            units.append((index, source, size, None))
+            continue
+        for start, stop, first_line in line_parts(source.path, workers * 2):
+            units.append((index, source.part(start, stop, first_line), stop - start, parser))
+    return units
+
+
+def _splittable_parser(source: InputFile, size: int, format_in: str | None) -> str | None:
+    if source.path is None or size < SPLIT_MIN_BYTES:
+        return None
+    try:
+        if source.prefix(2)[:2] == GZIP_MAGIC or source.prefix(2)[:4] == b"PAR1":
+            return None
+        parser = get_parser(format_in) if format_in else detect(source)
+    except InputError:
+        return None
+    return parser.name if getattr(parser, "splittable", False) else None
+
+
+def _merge(parts: list[FileResult]) -> FileResult:
+    """One file's result from the results of its parts (in order); a file parsed whole is its own part."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    counts: Counter[str] = Counter()
+    notes: Counter[str] = Counter()
+    examples: list[str] = []
+    for part in parts:
+        counts.update(part.skip_counts)
+        notes.update(part.notes)
+        examples.extend(part.skip_examples)
+    return FileResult(
+        first.name,
+        first.format,
+        empty_table(),
+        sum(p.records for p in parts),
+        counts,
+        examples[: Skips().max_examples],
+        notes,
+        next((p.first_skip for p in parts if p.first_skip is not None), None),
+        rows=sum(p.rows for p in parts),
+    )
 
 
 def _state(path: Path) -> str:

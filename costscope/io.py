@@ -42,6 +42,14 @@ class InputFile:
     name: str
     path: Path | None = None
     data: bytes | None = None
+    start: int = 0
+    """A part of a plain file: its first byte (a line start), last byte + 1, and the number of its first line."""
+    stop: int | None = None
+    first_line: int = 1
+
+    def part(self, start: int, stop: int, first_line: int) -> InputFile:
+        """The lines of bytes [start, stop) of this plain file, numbered from `first_line`."""
+        return InputFile(self.name, self.path, None, start, stop, first_line)
 
     def open(self) -> BinaryIO:
         """Open for binary reading, decompressing gzip transparently (detected by magic bytes)."""
@@ -53,6 +61,9 @@ class InputFile:
                 raw = open(self.path, "rb")
             except OSError as exc:
                 raise InputError(f"cannot open {self.name}: {exc.strerror}") from exc
+        if self.stop is not None:
+            raw.seek(self.start)
+            return raw
         head = raw.peek(2)[:2] if hasattr(raw, "peek") else raw.read(2)
         if not hasattr(raw, "peek"):
             raw.seek(0)
@@ -136,6 +147,28 @@ def expand_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
+def line_parts(path: Path, pieces: int) -> list[tuple[int, int, int]]:
+    """(start, stop, first line) of about `pieces` byte ranges of a plain file, each cut after a newline,
+    found in one pass that counts the lines before each cut."""
+    size = path.stat().st_size
+    cuts: list[tuple[int, int]] = []
+    offset, line = 0, 1
+    target = size // pieces
+    with open(path, "rb") as fh:
+        while len(cuts) < pieces - 1 and (block := fh.read(1 << 24)):
+            while len(cuts) < pieces - 1 and offset + len(block) > target:
+                newline = block.find(b"\n", max(target - offset, 0))
+                if newline < 0:
+                    break
+                cuts.append((offset + newline + 1, line + block.count(b"\n", 0, newline + 1)))
+                target = max(size * (len(cuts) + 1) // pieces, offset + newline + 1)
+            line += block.count(b"\n")
+            offset += len(block)
+    starts = [(0, 1), *cuts]
+    stops = [cut for cut, _ in cuts] + [size]
+    return [(start, stop, first) for (start, first), stop in zip(starts, stops, strict=True) if start < stop]
+
+
 def _home() -> Path:
     return Path(os.environ.get("HOME") or Path.home())
 
@@ -174,10 +207,15 @@ def iter_lines(
     When the file stops being readable part-way, `on_read_error` is told (the lines read so far stand);
     without it the ReadError is raised.
     """
-    lineno = 0
+    lineno = source.first_line - 1
+    budget = None if source.stop is None else source.stop - source.start
     try:
         with source.open() as fh:
-            for lineno, raw in enumerate(fh, 1):
+            for lineno, raw in enumerate(fh, source.first_line):
+                if budget is not None:
+                    if budget <= 0:
+                        break
+                    budget -= len(raw)
                 if lineno == 1 and raw.startswith(UTF8_BOM):
                     raw = raw[len(UTF8_BOM) :]
                 if raw.strip():

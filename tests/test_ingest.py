@@ -131,3 +131,21 @@ def test_cached_and_fresh_files_interleave_in_input_order(tmp_path: Path) -> Non
     fresh = load_steps(files)
     assert mixed.table.equals(fresh.table)
     assert mixed.files == fresh.files and mixed.skips.examples == fresh.skips.examples
+
+
+def test_a_big_file_parsed_in_parts_equals_one_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_calls(tmp_path / "big.jsonl", 500)
+    with path.open("a", encoding="utf-8") as fh:  # damage in several parts: line numbers must stay exact
+        fh.write("{oops\n" + json.dumps({"response": {"usage": {"prompt_tokens": -1}}}) + "\n")
+    text = path.read_text(encoding="utf-8").splitlines()
+    text.insert(137, "{broken")
+    path.write_text("\n".join(text) + "\n", encoding="utf-8")
+    whole = load_steps([str(path)], workers=1)
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(ingest, "SPLIT_MIN_BYTES", 0)
+    split = load_steps([str(path)], workers=2)
+    assert split.table.equals(whole.table)
+    assert split.files == whole.files and split.skips.examples == whole.skips.examples
+    assert split.skips.counts == whole.skips.counts and whole.skips.total == 3
+    with pytest.raises(InputError, match=r"big\.jsonl:138: malformed JSON"):
+        load_steps([str(path)], workers=2, strict=True)

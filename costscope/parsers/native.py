@@ -48,6 +48,7 @@ def _row(obj: Any, source: str, lineno: int) -> dict[str, Any]:
     row.update(counts)
     if row["usage_source"] is None and any(v is not None for v in counts.values()):
         row["usage_source"] = UsageSource.REPORTED.value
+    row["segments"] = _segments(obj.get("segments"))
     cost = obj.get("reported_cost_usd")
     if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int | float) or cost < 0):
         raise RecordError(f"reported_cost_usd is not a non-negative number: {cost!r}")
@@ -55,8 +56,27 @@ def _row(obj: Any, source: str, lineno: int) -> dict[str, Any]:
     return row
 
 
+_SEGMENT_KEYS = {"kind": str, "hash": str, "chars": int, "tokens": int, "tool": str}
+
+
+def _segments(value: Any) -> list[dict[str, Any]] | None:
+    """The `segments` column as written by `--output steps.jsonl` (kind, hash, chars, tokens, tool per item)."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise RecordError("segments must be a list")
+    for item in value:
+        if not isinstance(item, dict) or not set(item) <= set(_SEGMENT_KEYS):
+            raise RecordError("a segment must be an object with kind, hash, chars, tokens and tool")
+        for key, kind in _SEGMENT_KEYS.items():
+            if item.get(key) is not None and (not isinstance(item[key], kind) or isinstance(item[key], bool)):
+                raise RecordError(f"segment {key} is not a {kind.__name__}: {item[key]!r}")
+    return value
+
+
 class NativeParser:
     name = NAME
+    splittable = True
     description = "costscope step-table JSON Lines (written by --output steps.jsonl)"
 
     def sniff(self, prefix: bytes) -> bool:
