@@ -11,13 +11,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import attribution as attr
-from .errors import ConfigError
+from .composition import analyze_composition
+from .errors import ConfigError, InputError
 from .parsers.native import write_jsonl
 from .pricing import PriceBook, PricingResult, price_table
-from .report import Report
+from .report import Report, TokensReport
 from .steps import Filters, LoadResult, load_steps
 
-__all__ = ["AnalyzeOptions", "analyze", "load_priced_steps", "write_steps"]
+__all__ = ["AnalyzeOptions", "analyze", "load_priced_steps", "tokens", "write_steps"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,11 @@ def _warnings(steps: PricedSteps, totals: dict[str, object]) -> list[str]:
             f"unpriced model {u.model or '(none)'} ({u.provider or 'unknown provider'}): {u.calls} calls "
             f"not in the total; {u.hint}"
         )
+    if loaded.notes.get("calls with recounted usage"):
+        out.append(
+            f"{loaded.notes['calls with recounted usage']} calls report no usage: billed from the recount of their "
+            "content (usage_source = recounted)"
+        )
     if totals["calls_without_usage"]:
         out.append(f"{totals['calls_without_usage']} calls report no usage: their cost is unknown, not zero")
     if pricing.undated_calls:
@@ -134,6 +140,7 @@ def build_report(steps: PricedSteps, options: AnalyzeOptions) -> Report:
     cost = totals["cost_usd"]
     input_tokens = totals["input_tokens"]
     no_cache_cost = (cost or 0.0) + (totals["cache_saved_usd"] or 0.0)
+    composition = analyze_composition(steps.table, [], 0)
     return Report(
         inputs=_inputs(steps.load),
         totals=totals,
@@ -157,4 +164,23 @@ def build_report(steps: PricedSteps, options: AnalyzeOptions) -> Report:
         price_sources=steps.book.sources,
         unpriced=steps.pricing.unpriced,
         warnings=_warnings(steps, totals),
+        composition=composition.summary() if composition is not None else None,
     )
+
+
+def tokens(paths: list[str], options: AnalyzeOptions = AnalyzeOptions(), stdin: BinaryIO | None = None) -> TokensReport:
+    """What the input tokens are made of and whether the logged usage agrees (`options.by` groups, `top` items)."""
+    steps = load_priced_steps(paths, options, stdin)
+    return build_tokens_report(steps, options)
+
+
+def build_tokens_report(steps: PricedSteps, options: AnalyzeOptions) -> TokensReport:
+    composition = analyze_composition(steps.table, list(options.by), options.top)
+    if composition is None:
+        raise InputError(
+            "no LLM call in the inputs carries its request content",
+            hint="costscope tokens reads request/response logs that include the request body "
+            '({"request": {...}, "response": {...}} per line)',
+        )
+    totals = attr.totals(attr.llm_calls(steps.table))
+    return TokensReport(composition, _inputs(steps.load), _warnings(steps, totals))

@@ -21,6 +21,7 @@ from .errors import ConfigError, CostscopeError
 from .ingest import default_cache_dir
 from .render import RENDERERS
 from .render.check_formats import CHECK_RENDERERS
+from .render.tokens import TOKENS_RENDERERS
 from .steps import Filters
 
 app = typer.Typer(
@@ -157,6 +158,52 @@ def analyze(
     for warning in report.warnings:
         typer.echo(f"Warning: {warning}", err=True)
     typer.echo(RENDERERS[output_format.value](report, _width()), nl=False)
+
+
+class TokensFormat(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+def tokens(
+    paths: PathsArgument = None,
+    by: Annotated[
+        list[str] | None,
+        typer.Option("--by", help="Also show the composition per agent, model, trace, ... (comma-separated)."),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=0, help="How many costliest re-sent contents to list.")] = 10,
+    since: Annotated[str | None, typer.Option(help="Only calls at or after this UTC date/time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only calls before this UTC date/time.")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", help="Only these models (glob patterns).")] = None,
+    agent: Annotated[list[str] | None, typer.Option("--agent", help="Only these agents (glob patterns).")] = None,
+    prices: Annotated[str | None, typer.Option(help="YAML price file adding or overriding model prices.")] = None,
+    output_format: Annotated[TokensFormat, typer.Option("--format", "-f", help="Output format.")] = TokensFormat.table,
+    format_in: Annotated[str | None, typer.Option("--format-in", help="Force the input format.")] = None,
+    strict: Annotated[bool, typer.Option(help="Fail on the first unusable record instead of skipping it.")] = False,
+    no_cache: NoCacheOption = False,
+) -> None:
+    """What the input tokens are made of (system, tools, history, user, tool results), whether the logged usage
+    agrees with a recount, and what re-sent context costs."""
+    options = api.AnalyzeOptions(
+        by=_split(by),
+        top=top,
+        filters=Filters(since=since, until=until, models=_split(model), agents=_split(agent)),
+        prices=prices,
+        format_in=format_in,
+        strict=strict,
+        cache_dir=None if no_cache else default_cache_dir(),
+    )
+    try:
+        with _progress() as progress:
+            steps = api.load_priced_steps(_inputs(paths, False, False), options, sys.stdin.buffer, progress)
+        report = api.build_tokens_report(steps, options)
+    except CostscopeError as exc:
+        raise _fail(exc) from None
+    for warning in report.warnings:
+        typer.echo(f"Warning: {warning}", err=True)
+    typer.echo(TOKENS_RENDERERS[output_format.value](report, _width()), nl=False)
 
 
 class CheckFormat(StrEnum):

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import __version__
+from .composition import Composition
 from .pricing import PriceEntry, Unpriced
 
 REPORT_VERSION = 1
@@ -27,6 +28,8 @@ class Report:
     price_sources: list[str]
     unpriced: list[Unpriced]
     warnings: list[str] = field(default_factory=list)
+    composition: dict[str, Any] | None = None
+    """The short input composition (`Composition.summary`), when some calls carry their request content."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of DESIGN.md (field names are a public interface)."""
@@ -45,5 +48,27 @@ class Report:
             "reported": self.reported,
             "prices": {"sources": self.price_sources, "entries": [e.to_json() for e in self.prices]},
             "unpriced_models": [asdict(u) for u in self.unpriced],
+            "composition": self.composition,
+            "warnings": self.warnings,
+        }
+
+
+TOKENS_REPORT_VERSION = 1
+
+
+@dataclass
+class TokensReport:
+    """What `costscope tokens` shows: input composition, reconciliation with logged usage, context carry."""
+
+    composition: Composition
+    inputs: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "costscope_version": __version__,
+            "tokens_report_version": TOKENS_REPORT_VERSION,
+            "inputs": self.inputs,
+            **self.composition.to_dict(),
             "warnings": self.warnings,
         }

@@ -70,7 +70,23 @@ USAGE_FIELDS = [pa.field(name, pa.int64()) for name in TOKEN_COLUMNS] + [
     pa.field("usage_source", pa.string()),
     pa.field("reported_cost_usd", pa.float64()),
 ]
-CONTENT_FIELDS = [pa.field("request_hash", pa.string())]
+SEGMENT_TYPE = pa.struct(
+    [
+        pa.field("kind", pa.string()),
+        pa.field("hash", pa.string()),
+        pa.field("chars", pa.int64()),
+        pa.field("tokens", pa.int64()),
+        pa.field("tool", pa.string()),
+    ]
+)
+"""One part of a call's input or output: `kind` (system, tools, history, user, tool_result, framing, output),
+a hash of its content (the same text has the same hash in every call), its length in characters, its token
+count with the row's `tokenizer` (uncalibrated), and the tool name for tool results and tool calls."""
+CONTENT_FIELDS = [
+    pa.field("request_hash", pa.string()),
+    pa.field("segments", pa.list_(SEGMENT_TYPE)),
+    pa.field("tokenizer", pa.string()),
+]
 COST_COLUMNS = ("cost_input", "cost_cache_read", "cost_cache_write", "cost_output", "cost_total")
 COST_FIELDS = [
     pa.field("price_ref", pa.string()),

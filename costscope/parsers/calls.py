@@ -20,6 +20,7 @@ from ..io import InputFile
 from ..schema import Kind, UsageSource
 from . import anthropic, gemini, openai
 from .base import ParseContext, RecordError, RowBuffer, first_key, first_object, text_or_none, timestamp_us
+from .segments import Recount, Segment, all_segments
 
 FAMILIES: dict[str, ModuleType] = {"anthropic": anthropic, "gemini": gemini, "openai": openai}
 DETECTION_ORDER = (gemini, openai, anthropic)
@@ -120,6 +121,11 @@ def _model(response: dict[str, Any], request: dict[str, Any] | None, meta: dict[
 
 def record_row(obj: Any, forced: ModuleType | None) -> dict[str, Any]:
     """One step-table row from one record; RecordError says why a record is unusable."""
+    return record_with_content(obj, forced)[0]
+
+
+def record_with_content(obj: Any, forced: ModuleType | None) -> tuple[dict[str, Any], list[Segment]]:
+    """One step-table row from one record and its content segments (see `segments`), not counted yet."""
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
     wrapper, request, response = split_record(obj)
@@ -166,11 +172,14 @@ def record_row(obj: Any, forced: ModuleType | None) -> dict[str, Any]:
     if usage is not None and usage.reported:
         row.update(usage.columns())
         row["usage_source"] = UsageSource.REPORTED.value
-    return row
+    return row, all_segments(family.FAMILY, request, response, model)
 
 
 class CallLogParser:
     """Parser of request/response JSON Lines whose first record has the shape of `family`."""
+
+    splittable = True
+    """Each line stands alone, so a big file may be parsed in parts in parallel."""
 
     def __init__(self, family: ModuleType, description: str) -> None:
         self.family = family
@@ -186,14 +195,24 @@ class CallLogParser:
 
     def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[pa.RecordBatch]:
         buffer = RowBuffer(ctx.batch_rows)
+        recount = Recount()
         pinned = self.family if forced else None
-        for lineno, row in ctx.records_of(source, lambda obj, _: record_row(obj, pinned)):
-            if row.get("usage_source") is None:
-                ctx.notes["calls without usage"] += 1
+        for lineno, (row, segments) in ctx.records_of(source, lambda obj, _: record_with_content(obj, pinned)):
             row["source"] = source.name
             row["line"] = lineno
             row["format"] = self.name
-            if (batch := buffer.add(row)) is not None:
-                yield batch
+            for ready in recount.add(row, segments):
+                yield from self._emit(ready, buffer, ctx)
+        for ready in recount.flush():
+            yield from self._emit(ready, buffer, ctx)
         if (batch := buffer.flush()) is not None:
+            yield batch
+
+    @staticmethod
+    def _emit(row: dict[str, Any], buffer: RowBuffer, ctx: ParseContext) -> Iterator[pa.RecordBatch]:
+        if row.get("usage_source") is None:
+            ctx.notes["calls without usage"] += 1
+        elif row["usage_source"] == UsageSource.RECOUNTED.value:
+            ctx.notes["calls with recounted usage"] += 1
+        if (batch := buffer.add(row)) is not None:
             yield batch

@@ -7,6 +7,7 @@ import re
 from ..report import Report
 from .fmt import MISSING, key_text, pct, tokens, usd
 from .summary import headline
+from .tokens import composition_line
 
 
 def _escape(text: str) -> str:
@@ -86,6 +87,16 @@ def render_markdown(report: Report, width: int = 80) -> str:
                 for u in report.unpriced
             ],
         )
+    if report.composition is not None:
+        lines += ["### Input composition", ""]
+        lines += _table(
+            ["segment", "tokens", "share", "cost"],
+            [
+                [s["kind"], str(s["tokens"]), pct(s["share"]), usd(s["cost_usd"])]
+                for s in report.composition["segments"]
+            ],
+        )
+        lines += [composition_line(report.composition), ""]
     if report.warnings:
         lines += ["### Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
     return "\n".join(lines).rstrip() + "\n"

@@ -10,6 +10,7 @@ from rich.table import Table
 from ..report import Report
 from .fmt import MISSING, key_text, pct, plain_console, tokens, usd
 from .summary import headline
+from .tokens import composition_line
 
 
 def _groups_table(report: Report) -> Table:
@@ -93,4 +94,6 @@ def render_table(report: Report, width: int = 80) -> str:
         console.print(_top_steps_table(report))
     if report.unpriced:
         console.print(_unpriced_table(report))
+    if report.composition is not None:
+        console.print(composition_line(report.composition), markup=False)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
