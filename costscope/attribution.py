@@ -59,7 +59,11 @@ def reported_costs(table: pa.Table) -> dict[str, Any]:
 
 
 def llm_calls(table: pa.Table) -> pa.Table:
-    return table.filter(pc.equal(table["kind"], Kind.LLM.value))
+    """The LLM-call rows (the table itself when it has no other kind: filtering copies every column)."""
+    is_llm = pc.equal(table["kind"], Kind.LLM.value)
+    if table.num_rows and pc.all(is_llm).as_py():
+        return table
+    return table.filter(is_llm)
 
 
 def check_keys(by: list[str]) -> None:

@@ -73,7 +73,12 @@ def explode(table: pa.Table) -> Exploded:
     lists = calls["segments"].combine_chunks() if calls.num_rows else pa.array([], calls.schema.field("segments").type)
     flat = pc.list_flatten(lists)
     parent = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
-    kind = flat.field("kind").to_numpy(zero_copy_only=False).astype(str)
+    kinds = pc.dictionary_encode(flat.field("kind")) if len(flat) else None
+    kind = (
+        np.array(kinds.dictionary.to_pylist(), dtype=str)[kinds.indices.to_numpy(zero_copy_only=False)]
+        if kinds is not None
+        else np.zeros(0, dtype=str)
+    )
     tokens = pc.fill_null(flat.field("tokens"), 0).to_numpy(zero_copy_only=False).astype(np.float64)
     chars = pc.fill_null(flat.field("chars"), 0).to_numpy(zero_copy_only=False).astype(np.int64)
     n = calls.num_rows
@@ -206,8 +211,12 @@ def _ratios(x: Exploded) -> tuple[np.ndarray, np.ndarray]:
     return ratio, chars
 
 
-def reconciliation(x: Exploded) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per model: reported / recounted input ratio stats; and the calls whose ratio is an outlier."""
+MAX_LISTED_MISMATCHES = 1000
+"""Outlier calls listed (in reading order); all of them are counted."""
+
+
+def reconciliation(x: Exploded) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Per model: reported / recounted input ratio stats; the first outlier calls; how many there are."""
     ratio, chars = _ratios(x)
     calls = x.calls
     reported = _col(calls, "input_tokens")
@@ -242,7 +251,8 @@ def reconciliation(x: Exploded) -> tuple[list[dict[str, Any]], list[dict[str, An
     with np.errstate(invalid="ignore"):
         under = ~placeholder & (ratio < UNDER_REPORTED * reference)
         over = ~placeholder & (ratio > OVER_REPORTED * reference)
-    flagged = np.flatnonzero(placeholder | under | over)
+    all_flagged = np.flatnonzero(placeholder | under | over)
+    flagged = all_flagged[:MAX_LISTED_MISMATCHES]
     reasons = np.where(placeholder, "placeholder_usage", np.where(under, "under_reported", "over_reported"))
     fields = calls.select(["source", "line", "trace_id", "step", "agent", "model"]).take(pa.array(flagged)).to_pylist()
     mismatches = [
@@ -258,7 +268,7 @@ def reconciliation(x: Exploded) -> tuple[list[dict[str, Any]], list[dict[str, An
         }
         for row, i in zip(fields, flagged.tolist(), strict=True)
     ]
-    return per_model, mismatches
+    return per_model, mismatches, len(all_flagged)
 
 
 # ---------------------------------------------------------------- context carry
@@ -375,6 +385,7 @@ class Composition:
     overall: dict[str, Any]
     reconciliation: list[dict[str, Any]]
     mismatches: list[dict[str, Any]]
+    mismatch_count: int
     carry: dict[str, Any]
     dedup: dict[str, Any]
     by: list[str] = field(default_factory=list)
@@ -388,6 +399,7 @@ class Composition:
             "overall": self.overall,
             "groups": self.groups,
             "reconciliation": self.reconciliation,
+            "usage_mismatch_count": self.mismatch_count,
             "usage_mismatches": self.mismatches,
             "context_carry": self.carry,
             "dedup": self.dedup,
@@ -401,7 +413,7 @@ class Composition:
             "tokenizers": self.tokenizers,
             "segments": self.overall["segments"],
             "context_carry": carry,
-            "usage_mismatches": len(self.mismatches),
+            "usage_mismatches": self.mismatch_count,
         }
 
 
@@ -427,7 +439,7 @@ def analyze_composition(table: pa.Table, by: list[str] | None = None, top: int =
     x = explode(table)
     if x.calls.num_rows == 0:
         return None
-    per_model, mismatches = reconciliation(x)
+    per_model, mismatches, mismatch_count = reconciliation(x)
     overall = composition(x, [])[0]
     tokenizers = sorted({t for t in x.calls["tokenizer"].to_pylist() if t})
     return Composition(
@@ -438,6 +450,7 @@ def analyze_composition(table: pa.Table, by: list[str] | None = None, top: int =
         overall=overall,
         reconciliation=per_model,
         mismatches=mismatches,
+        mismatch_count=mismatch_count,
         carry=context_carry(x, top),
         dedup=_dedup(x),
         by=list(by or []),

@@ -82,7 +82,7 @@ def _reconciliation_table(report: TokensReport) -> Table:
 
 def _mismatch_table(report: TokensReport) -> Table:
     rows = report.composition.mismatches
-    table = _new_table(f"Usage mismatches ({len(rows)})")
+    table = _new_table(f"Usage mismatches ({report.composition.mismatch_count})")
     table.add_column("where", overflow="fold", max_width=30)
     table.add_column("reason", no_wrap=True)
     for name in ("reported", "recounted", "ratio"):
@@ -193,7 +193,7 @@ def render_tokens_markdown(report: TokensReport, width: int = 80) -> str:
         ],
     )  # fmt: skip
     if c.mismatches:
-        lines += [f"### Usage mismatches ({len(c.mismatches)})", ""]
+        lines += [f"### Usage mismatches ({c.mismatch_count})", ""]
         lines += _md_table(
             ["where", "reason", "reported", "recounted", "ratio"],
             [
