@@ -106,6 +106,16 @@ PathsArgument = Annotated[
 ClaudeOption = Annotated[bool, typer.Option("--claude", help="Also read Claude Code's logs (CLAUDE_CONFIG_DIR).")]
 CodexOption = Annotated[bool, typer.Option("--codex", help="Also read Codex CLI's sessions (CODEX_HOME).")]
 NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Parse every file afresh (skip the parse cache).")]
+InputsArgument = Annotated[
+    list[str], typer.Argument(help="Trace files, directories (recursive), globs, or - for stdin.")
+]
+PricesOption = Annotated[str | None, typer.Option(help="YAML price file adding or overriding model prices.")]
+FormatInOption = Annotated[str | None, typer.Option("--format-in", help="Force the input format.")]
+StrictOption = Annotated[bool, typer.Option(help="Fail on the first unusable record instead of skipping it.")]
+SinceOption = Annotated[str | None, typer.Option(help="Only calls at or after this UTC date/time.")]
+UntilOption = Annotated[str | None, typer.Option(help="Only calls before this UTC date/time.")]
+ModelOption = Annotated[list[str] | None, typer.Option("--model", help="Only these models (glob patterns).")]
+AgentOption = Annotated[list[str] | None, typer.Option("--agent", help="Only these agents (glob patterns).")]
 
 
 @app.command()
@@ -122,17 +132,17 @@ def analyze(
         ),
     ] = None,
     top: Annotated[int, typer.Option("--top", min=0, help="How many costliest traces and steps to list.")] = 5,
-    since: Annotated[str | None, typer.Option(help="Only calls at or after this UTC date/time.")] = None,
-    until: Annotated[str | None, typer.Option(help="Only calls before this UTC date/time.")] = None,
-    model: Annotated[list[str] | None, typer.Option("--model", help="Only these models (glob patterns).")] = None,
-    agent: Annotated[list[str] | None, typer.Option("--agent", help="Only these agents (glob patterns).")] = None,
-    prices: Annotated[str | None, typer.Option(help="YAML price file adding or overriding model prices.")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    model: ModelOption = None,
+    agent: AgentOption = None,
+    prices: PricesOption = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
-    format_in: Annotated[str | None, typer.Option("--format-in", help="Force the input format.")] = None,
+    format_in: FormatInOption = None,
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Also write the priced step table (.parquet or .jsonl).")
     ] = None,
-    strict: Annotated[bool, typer.Option(help="Fail on the first unusable record instead of skipping it.")] = False,
+    strict: StrictOption = False,
     no_cache: NoCacheOption = False,
 ) -> None:
     """Where does the money go? Cost per model, agent, trace, tenant and day from reported usage."""
@@ -174,14 +184,14 @@ def tokens(
         typer.Option("--by", help="Also show the composition per agent, model, trace, ... (comma-separated)."),
     ] = None,
     top: Annotated[int, typer.Option("--top", min=0, help="How many costliest re-sent contents to list.")] = 10,
-    since: Annotated[str | None, typer.Option(help="Only calls at or after this UTC date/time.")] = None,
-    until: Annotated[str | None, typer.Option(help="Only calls before this UTC date/time.")] = None,
-    model: Annotated[list[str] | None, typer.Option("--model", help="Only these models (glob patterns).")] = None,
-    agent: Annotated[list[str] | None, typer.Option("--agent", help="Only these agents (glob patterns).")] = None,
-    prices: Annotated[str | None, typer.Option(help="YAML price file adding or overriding model prices.")] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    model: ModelOption = None,
+    agent: AgentOption = None,
+    prices: PricesOption = None,
     output_format: Annotated[TokensFormat, typer.Option("--format", "-f", help="Output format.")] = TokensFormat.table,
-    format_in: Annotated[str | None, typer.Option("--format-in", help="Force the input format.")] = None,
-    strict: Annotated[bool, typer.Option(help="Fail on the first unusable record instead of skipping it.")] = False,
+    format_in: FormatInOption = None,
+    strict: StrictOption = False,
     no_cache: NoCacheOption = False,
 ) -> None:
     """What the input tokens are made of (system, tools, history, user, tool results), whether the logged usage
@@ -210,14 +220,6 @@ class CheckFormat(StrEnum):
     table = "table"
     markdown = "markdown"
     json = "json"
-
-
-InputsArgument = Annotated[
-    list[str], typer.Argument(help="Trace files, directories (recursive), globs, or - for stdin.")
-]
-PricesOption = Annotated[str | None, typer.Option(help="YAML price file adding or overriding model prices.")]
-FormatInOption = Annotated[str | None, typer.Option("--format-in", help="Force the input format.")]
-StrictOption = Annotated[bool, typer.Option(help="Fail on the first unusable record instead of skipping it.")]
 
 
 @app.command()
