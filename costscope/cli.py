@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -146,28 +146,45 @@ def analyze(
     no_cache: NoCacheOption = False,
 ) -> None:
     """Where does the money go? Cost per model, agent, trace, tenant and day from reported usage."""
-    options = api.AnalyzeOptions(
-        by=_split(by) or ("model",),
-        top=top,
-        filters=Filters(since=since, until=until, models=_split(model), agents=_split(agent)),
-        prices=prices,
-        format_in=format_in,
-        strict=strict,
-        cache_dir=None if no_cache else default_cache_dir(),
-    )
+    filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
+    options = _options(_split(by) or ("model",), top, filters, prices, format_in, strict, no_cache)
     try:
-        with _progress() as progress:
-            steps = api.load_priced_steps(_inputs(paths, claude, codex), options, sys.stdin.buffer, progress)
+        steps = _priced_steps(_inputs(paths, claude, codex), options)
         if output:
             api.write_steps(steps.table, output)
         report = api.build_report(steps, options)
     except CostscopeError as exc:
         raise _fail(exc) from None
-    for example in report.inputs["skipped_examples"]:
-        typer.echo(f"skipped {example}", err=True)
-    for warning in report.warnings:
-        typer.echo(f"Warning: {warning}", err=True)
+    _tell(report.inputs, report.warnings)
     typer.echo(RENDERERS[output_format.value](report, _width()), nl=False)
+
+
+def _options(
+    by: tuple[str, ...],
+    top: int,
+    filters: Filters,
+    prices: str | None,
+    format_in: str | None,
+    strict: bool,
+    no_cache: bool,
+) -> api.AnalyzeOptions:
+    cache_dir = None if no_cache else default_cache_dir()
+    return api.AnalyzeOptions(
+        by=by, top=top, filters=filters, prices=prices, format_in=format_in, strict=strict, cache_dir=cache_dir
+    )
+
+
+def _priced_steps(paths: list[str], options: api.AnalyzeOptions) -> api.PricedSteps:
+    with _progress() as progress:
+        return api.load_priced_steps(paths, options, sys.stdin.buffer, progress)
+
+
+def _tell(inputs: dict[str, Any], warnings: list[str]) -> None:
+    """Skipped records and warnings go to stderr, so that stdout carries only the report."""
+    for example in inputs["skipped_examples"]:
+        typer.echo(f"skipped {example}", err=True)
+    for warning in warnings:
+        typer.echo(f"Warning: {warning}", err=True)
 
 
 class TokensFormat(StrEnum):
@@ -179,6 +196,8 @@ class TokensFormat(StrEnum):
 @app.command()
 def tokens(
     paths: PathsArgument = None,
+    claude: ClaudeOption = False,
+    codex: CodexOption = False,
     by: Annotated[
         list[str] | None,
         typer.Option("--by", help="Also show the composition per agent, model, trace, ... (comma-separated)."),
@@ -196,23 +215,13 @@ def tokens(
 ) -> None:
     """What the input tokens are made of (system, tools, history, user, tool results), whether the logged usage
     agrees with a recount, and what re-sent context costs."""
-    options = api.AnalyzeOptions(
-        by=_split(by),
-        top=top,
-        filters=Filters(since=since, until=until, models=_split(model), agents=_split(agent)),
-        prices=prices,
-        format_in=format_in,
-        strict=strict,
-        cache_dir=None if no_cache else default_cache_dir(),
-    )
+    filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
+    options = _options(_split(by), top, filters, prices, format_in, strict, no_cache)
     try:
-        with _progress() as progress:
-            steps = api.load_priced_steps(_inputs(paths, False, False), options, sys.stdin.buffer, progress)
-        report = api.build_tokens_report(steps, options)
+        report = api.build_tokens_report(_priced_steps(_inputs(paths, claude, codex), options), options)
     except CostscopeError as exc:
         raise _fail(exc) from None
-    for warning in report.warnings:
-        typer.echo(f"Warning: {warning}", err=True)
+    _tell(report.inputs, report.warnings)
     typer.echo(TOKENS_RENDERERS[output_format.value](report, _width()), nl=False)
 
 
