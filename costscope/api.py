@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import attribution as attr
@@ -16,6 +17,7 @@ from .errors import ConfigError, InputError
 from .parsers.native import write_jsonl
 from .pricing import PriceBook, PricingResult, price_table
 from .report import Report, TokensReport
+from .schema import UsageSource
 from .steps import Filters, LoadResult, load_steps
 
 __all__ = ["AnalyzeOptions", "analyze", "load_priced_steps", "tokens", "write_steps"]
@@ -110,10 +112,10 @@ def _warnings(steps: PricedSteps, totals: dict[str, object]) -> list[str]:
             f"unpriced model {u.model or '(none)'} ({u.provider or 'unknown provider'}): {u.calls} calls "
             f"not in the total; {u.hint}"
         )
-    if loaded.notes.get("calls with recounted usage"):
+    recounted = int(pc.sum(pc.equal(steps.table["usage_source"], UsageSource.RECOUNTED.value)).as_py() or 0)
+    if recounted:
         out.append(
-            f"{loaded.notes['calls with recounted usage']} calls report no usage: billed from the recount of their "
-            "content (usage_source = recounted)"
+            f"{recounted} calls report no usage: billed from the recount of their content (usage_source = recounted)"
         )
     if totals["calls_without_usage"]:
         out.append(f"{totals['calls_without_usage']} calls report no usage: their cost is unknown, not zero")

@@ -32,6 +32,7 @@ MONEY = {
     "cost_cache_read_usd": "cost_cache_read",
     "cost_cache_write_usd": "cost_cache_write",
     "cost_output_usd": "cost_output",
+    "cost_request_usd": "cost_request",
     "cache_saved_usd": "cost_cache_saved",
 }
 
@@ -150,12 +151,22 @@ def trace_costs(calls: pa.Table) -> pa.Table:
 
 
 def distribution(per_trace: pa.Table) -> dict[str, Any]:
-    """Cost per trace: mean, p50, p95 and max (linear-interpolated percentiles, USD)."""
-    costs = pc.fill_null(per_trace["cost_total_sum"], 0.0).to_numpy(zero_copy_only=False) if per_trace.num_rows else []
+    """Cost per trace over the traces with at least one priced call: mean, p50, p95 and max (USD,
+    linear-interpolated percentiles). A trace whose every call is unpriced has an unknown cost, not $0."""
+    priced = per_trace.filter(pc.greater(per_trace["cost_total_count"], 0)) if per_trace.num_rows else per_trace
+    costs = priced["cost_total_sum"].to_numpy(zero_copy_only=False) if priced.num_rows else []
     if len(costs) == 0:
-        return {"traces": 0, "mean_usd": None, "p50_usd": None, "p95_usd": None, "max_usd": None}
+        return {
+            "traces": per_trace.num_rows,
+            "priced_traces": 0,
+            "mean_usd": None,
+            "p50_usd": None,
+            "p95_usd": None,
+            "max_usd": None,
+        }
     return {
-        "traces": len(costs),
+        "traces": per_trace.num_rows,
+        "priced_traces": len(costs),
         "mean_usd": float(np.mean(costs)),
         "p50_usd": float(np.percentile(costs, 50)),
         "p95_usd": float(np.percentile(costs, 95)),

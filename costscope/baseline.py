@@ -159,6 +159,10 @@ class Baseline(_Frozen):
     def costs(self) -> np.ndarray:
         return np.array([t.cost_usd for t in self.traces], dtype=np.float64)
 
+    def priced(self) -> np.ndarray:
+        """Traces with at least one priced call: the others have an unknown cost, left out of cost figures."""
+        return np.array([t.unpriced_calls < t.calls for t in self.traces], dtype=bool)
+
     def tokens(self) -> np.ndarray:
         return np.array([t.tokens for t in self.traces], dtype=np.float64)
 
@@ -300,6 +304,7 @@ def summarize(steps: PricedSteps) -> Baseline:
     calls = attr.llm_calls(steps.table)
     totals = attr.totals(calls)
     traces = _traces(calls) if calls.num_rows else []
+    priced_traces = sum(t.unpriced_calls < t.calls for t in traces)
     loaded = steps.load
     return Baseline(
         baseline_version=BASELINE_VERSION,
@@ -321,11 +326,12 @@ def summarize(steps: PricedSteps) -> Baseline:
             cost_usd=_usd(totals["cost_usd"]) if totals["cost_usd"] is not None else None,
         ),
         per_trace={
-            "cost_usd": _stats(np.array([t.cost_usd for t in traces]), money=True),
+            # a trace whose every call is unpriced has an unknown cost, not $0 (as in analyze)
+            "cost_usd": _stats(np.array([t.cost_usd for t in traces if t.unpriced_calls < t.calls]), money=True),
             "tokens": _stats(np.array([t.tokens for t in traces], dtype=np.float64), money=False),
             "calls": _stats(np.array([t.calls for t in traces], dtype=np.float64), money=False),
         },
-        groups={d: _groups(calls, d, len(traces)) if calls.num_rows else [] for d in DIMENSIONS},
+        groups={d: _groups(calls, d, priced_traces) if calls.num_rows else [] for d in DIMENSIONS},
         models=_models(calls),
         unpriced_models=[
             UnpricedModel(

@@ -271,7 +271,8 @@ def _columns(run: Baseline, s: CheckSettings, groups: list[tuple[str, str]]) -> 
     for dimension in s.by:
         keys = [k for d, k in groups if d == dimension]
         parts.append(run.group_matrix(dimension, keys, field))
-    return np.hstack(parts)
+    matrix = np.hstack(parts)
+    return matrix[run.priced()] if s.money else matrix
 
 
 def _rows(base: Baseline, cur: Baseline, s: CheckSettings, resamples: int) -> list[Row]:
@@ -291,7 +292,7 @@ def _rows(base: Baseline, cur: Baseline, s: CheckSettings, resamples: int) -> li
         rows.append(Row(scope, key, float(vb[i]), float(vc[i]), interval, limit, status, exceeded))
     rows[1:] = sorted(rows[1:], key=lambda r: (r.status is not Status.FAIL, -r.change, r.scope, r.key or ""))
     if s.max_cost_per_trace is not None:
-        b, c = (float(_stat(run.costs(), s.budget_stat, axis=0)) for run in (base, cur))
+        b, c = (float(_stat(run.costs()[run.priced()], s.budget_stat, axis=0)) for run in (base, cur))
         status = Status.FAIL if c > s.max_cost_per_trace else Status.PASS
         budget = f"≤ ${s.max_cost_per_trace:g}"
         rows.append(Row("budget", None, b, c, None, budget, status, (budget,) if status is Status.FAIL else ()))

@@ -100,7 +100,7 @@ def explode(table: pa.Table) -> Exploded:
 def _input_dollars(calls: pa.Table, parent: np.ndarray, is_input: np.ndarray, calibrated: np.ndarray) -> np.ndarray:
     """Each input segment's share of its call's input cost, prefix-aware (cache reads first, then writes)."""
     usd = np.full(len(parent), np.nan)
-    if not len(parent):
+    if not is_input.any():
         return usd
     read, write = _col(calls, "cache_read_tokens", 0.0), _col(calls, "cache_write_tokens", 0.0)
     total = _col(calls, "input_tokens", 0.0)

@@ -11,7 +11,7 @@ import difflib
 import fnmatch
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
@@ -37,7 +37,9 @@ _GENAI_KEYS = {
     "cache_write": "cache_write_mtok",
     "cache_write_1h": "cache_write_1h_mtok",
     "output": "output_mtok",
+    "requests": "requests_kcount",
 }
+"""Our rate components and genai-prices' price keys (tokens per million; `requests` per thousand calls)."""
 _SLOT_MINUTES = 30
 
 
@@ -84,14 +86,20 @@ class PriceEntry:
         return {
             "price_ref": self.ref,
             "source": self.source,
-            "usd_per_mtok": {c: (r.describe() if r is not None else None) for c, r in self.rates.items()},
+            "usd_per_mtok": {
+                c: (r.describe() if r is not None else None) for c, r in self.rates.items() if c != "requests"
+            },
+            "usd_per_1k_requests": r.describe() if (r := self.rates.get("requests")) is not None else None,
         }
 
 
 def _dec(value: Any) -> Decimal:
-    if isinstance(value, str) and value.strip().endswith("%"):
-        return Decimal(value.strip()[:-1]) / 100
-    return Decimal(str(value))
+    try:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            return Decimal(value.strip()[:-1]) / 100
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"not a number: {value!r}") from None
 
 
 Money = Annotated[Decimal, BeforeValidator(_dec), Field(ge=0)]
@@ -423,7 +431,9 @@ def price_table(table: pa.Table, book: PriceBook) -> PricingResult:
     cost_read = read * rate_column("cache_read")
     cost_write = (write - write_1h) * rate_column("cache_write") + write_1h * rate_column("cache_write_1h")
     cost_output = out * rate_column("output")
-    cost_total = cost_input + cost_read + cost_write + cost_output
+    fees = np.array([float(r.base) / 1000 if (r := e.rates.get("requests")) else 0.0 for e in entries])
+    cost_request = fees[safe_entry] if entries else np.zeros(n)
+    cost_total = cost_input + cost_read + cost_write + cost_output + cost_request
     cache_saved = (read + write) * r_in - cost_read - cost_write
 
     mask = ~priced
@@ -439,6 +449,7 @@ def price_table(table: pa.Table, book: PriceBook) -> PricingResult:
         ("cost_cache_read", cost_read),
         ("cost_cache_write", cost_write),
         ("cost_output", cost_output),
+        ("cost_request", cost_request),
         ("cost_total", cost_total),
         ("cost_cache_saved", cache_saved),
     ):

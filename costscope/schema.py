@@ -87,7 +87,8 @@ CONTENT_FIELDS = [
     pa.field("segments", pa.list_(SEGMENT_TYPE)),
     pa.field("tokenizer", pa.string()),
 ]
-COST_COLUMNS = ("cost_input", "cost_cache_read", "cost_cache_write", "cost_output", "cost_total")
+COST_COLUMNS = ("cost_input", "cost_cache_read", "cost_cache_write", "cost_output", "cost_request", "cost_total")
+"""USD; `cost_request` is a fixed fee per call (a few providers charge one), `cost_total` the sum of the rest."""
 COST_FIELDS = [
     pa.field("price_ref", pa.string()),
     *(pa.field(name, pa.float64()) for name in COST_COLUMNS),

@@ -83,9 +83,10 @@ def load_steps(
 def drop_duplicate_responses(table: pa.Table) -> tuple[pa.Table, list[str]]:
     """Keep one row per provider response id: a response logged twice was billed once.
 
-    The copy kept is the earliest by start time (the original: resumed or forked sessions copy calls into
-    later files, sometimes with later timestamps), the first read on a tie. Returns the table and
-    `file:line` of every dropped row, so the drop is reported, never silent.
+    The copy kept is one that reports usage (a streamed response logged chunk by chunk carries it on one
+    line only), then the earliest by start time (the original: resumed or forked sessions copy calls into
+    later files, sometimes with later timestamps), then the first read. Returns the table and `file:line`
+    of every dropped row, so the drop is reported, never silent.
     """
     if table.num_rows == 0 or table["record_id"].null_count == table.num_rows:
         return table, []
@@ -93,7 +94,8 @@ def drop_duplicate_responses(table: pa.Table) -> tuple[pa.Table, list[str]]:
     codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
     n = len(codes)
     start = pc.fill_null(pc.cast(table["start"], pa.int64()), np.iinfo(np.int64).max).to_numpy(zero_copy_only=False)
-    order = np.lexsort((np.arange(n), start, codes))
+    without_usage = pc.is_null(table["usage_source"]).to_numpy(zero_copy_only=False)
+    order = np.lexsort((np.arange(n), start, without_usage, codes))
     first = np.ones(n, dtype=bool)
     first[1:] = codes[order][1:] != codes[order][:-1]
     keep = np.zeros(n, dtype=bool)

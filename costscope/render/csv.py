@@ -22,6 +22,7 @@ FIELDS = (
     "cost_cache_read_usd",
     "cost_cache_write_usd",
     "cost_output_usd",
+    "cost_request_usd",
     "cache_saved_usd",
 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..report import Report
 from .fmt import pct, tokens, usd
 
@@ -17,12 +19,13 @@ def headline(report: Report) -> list[str]:
         f"cache read {tokens(t['cache_read_tokens'])}, cache write {tokens(t['cache_write_tokens'])}); "
         f"output {tokens(t['output_tokens'])} (reasoning {tokens(t['reasoning_tokens'])})",
         f"Spend: input {usd(t['cost_input_usd'])}, cache read {usd(t['cost_cache_read_usd'])}, "
-        f"cache write {usd(t['cost_cache_write_usd'])}, output {usd(t['cost_output_usd'])}",
+        f"cache write {usd(t['cost_cache_write_usd'])}, output {usd(t['cost_output_usd'])}"
+        + (f", per-call fees {usd(t['cost_request_usd'])}" if t["cost_request_usd"] else ""),
     ]
     d = report.traces
     if d["traces"]:
         lines.append(
-            f"Per trace ({d['traces']} traces): mean {usd(d['mean_usd'])}, p50 {usd(d['p50_usd'])}, "
+            f"Per trace ({_traces_text(d)}): mean {usd(d['mean_usd'])}, p50 {usd(d['p50_usd'])}, "
             f"p95 {usd(d['p95_usd'])}, max {usd(d['max_usd'])}"
         )
     c = report.concentration
@@ -47,3 +50,9 @@ def headline(report: Report) -> list[str]:
             lines.append(f"The logs claim {usd(claimed)} for {n} {label}; computed {usd(computed)}{delta}")
     lines.append("Prices: " + ", ".join(report.price_sources))
     return lines
+
+
+def _traces_text(d: dict[str, Any]) -> str:
+    if d["priced_traces"] == d["traces"]:
+        return f"{d['traces']} traces"
+    return f"{d['priced_traces']} priced of {d['traces']} traces"
