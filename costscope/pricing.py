@@ -301,12 +301,14 @@ class PriceBook:
         if key in self._cache:
             return self._cache[key]
         day = when.date() if when != UNDATED_PRICE_TIME else None
-        index = next((i for i, r in enumerate(self.rules) if r.matches(provider, model, day)), None)
         base = self._genai_entry(provider, model, service_tier, when)
         entry = base
-        if index is not None:
-            self._matched_rules.add(index)
-            entry = self._rule_entry(self.rules[index], base)
+        for index, rule in enumerate(self.rules):
+            # a discount-only rule cannot price a model without a list price: the next matching rule may
+            if rule.matches(provider, model, day) and (rule.input is not None or base is not None):
+                self._matched_rules.add(index)
+                entry = self._rule_entry(rule, base)
+                break
         self._cache[key] = entry
         return entry
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from costscope import AnalyzeOptions, analyze, load_priced_steps
 from costscope.errors import ConfigError
-from costscope.pricing import PriceBook, price_table
+from costscope.pricing import PriceBook, Rate, price_table
 from costscope.schema import COST_COLUMNS, STEP_SCHEMA, batch_from_rows
 
 MTOK = 1_000_000
@@ -601,3 +602,18 @@ def test_pricing_many_days_resolves_each_day() -> None:
     costs = price_table(table, PriceBook()).table["cost_total"].to_pylist()
     expected = [0.03 if d.date() < datetime(2025, 6, 10).date() else 0.006 for d in days]
     assert all(close(c, e) for c, e in zip(costs, expected, strict=True)), costs
+
+
+def test_a_discount_rule_does_not_hide_a_later_rule_for_a_model_without_list_price(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "version: 1\nmodels:\n  - model: '*'\n    discount: 10%\n  - model: house-llm\n    input: 1\n    output: 2\n",
+        encoding="utf-8",
+    )
+    book = PriceBook.from_file(prices)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    house = book.resolve(None, "house-llm", None, when)
+    assert house is not None and house.rates["input"] == Rate(Decimal(1))
+    gpt = book.resolve("openai", "gpt-4o", None, when)
+    assert gpt is not None and gpt.rates["input"] == Rate(Decimal("2.25"))
+    assert book.unused_rules() == []
