@@ -22,16 +22,15 @@ import os
 import pstats
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import childrun
 import orjson
 
 BY = "model,agent,day"
 # ru_maxrss is KiB on Linux, bytes on macOS.
-RSS_UNIT = 1 if sys.platform == "darwin" else 1024
 
 
 @dataclass
@@ -62,29 +61,11 @@ def count_lines(path: Path) -> int:
 def run_child(args: list[str], timeout: float | None) -> tuple[float, int, bytes, bytes]:
     """Run `python -m costscope ARGS`; (wall seconds, peak RSS bytes, stdout, stderr) of that child alone."""
     cmd = [sys.executable, "-m", "costscope", *args]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
-        deadline = None if timeout is None else started + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG if deadline else 0)
-            if pid:
-                break
-            if deadline and time.perf_counter() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                raise SystemExit(f"timeout after {timeout:g} s: {' '.join(cmd)}")
-            time.sleep(0.05)
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if proc.returncode != 0:
-        sys.stderr.write(stderr.decode(errors="replace"))
-        raise SystemExit(f"costscope exited with {proc.returncode}: {' '.join(cmd)}")
-    return wall, usage.ru_maxrss * RSS_UNIT, stdout, stderr
+    child = childrun.run_child(cmd, timeout=timeout)
+    if child.returncode != 0:
+        sys.stderr.write(child.stderr.decode(errors="replace"))
+        raise SystemExit(f"costscope exited with {child.returncode}: {' '.join(cmd)}")
+    return child.wall, child.rss, child.stdout, child.stderr
 
 
 def measure(label: str, args: list[str], input_path: Path, expected_calls: int, timeout: float | None) -> Run:

@@ -36,15 +36,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import childrun
 import orjson
 
 # ru_maxrss is KiB on Linux, bytes on macOS.
-RSS_UNIT = 1 if sys.platform == "darwin" else 1024
 MANIFEST = "bench-manifest.json"
 TOKENS = ("input", "output", "cache_creation", "cache_read")
 TOKEN_LABELS = {
@@ -112,29 +111,11 @@ class Run:
 
 def run_child(cmd: list[str], env: dict[str, str], timeout: float | None) -> tuple[float, float, int, bytes, bytes]:
     """Run CMD; (wall s, CPU s, peak RSS bytes, stdout, stderr) of that child (and the children it waited for)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        deadline = None if timeout is None else started + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG if deadline else 0)
-            if pid:
-                break
-            if deadline and time.perf_counter() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                raise SystemExit(f"timeout after {timeout:g} s: {' '.join(cmd)}")
-            time.sleep(0.02)
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if proc.returncode != 0:
-        sys.stderr.write(stderr.decode(errors="replace")[-4000:])
-        raise SystemExit(f"exit status {proc.returncode}: {' '.join(cmd)}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * RSS_UNIT, stdout, stderr
+    child = childrun.run_child(cmd, env, timeout)
+    if child.returncode != 0:
+        sys.stderr.write(child.stderr.decode(errors="replace")[-4000:])
+        raise SystemExit(f"exit status {child.returncode}: {' '.join(cmd)}")
+    return child.wall, child.cpu, child.rss, child.stdout, child.stderr
 
 
 def tree_stats(projects: Path) -> tuple[int, int, int]:
