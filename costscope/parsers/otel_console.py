@@ -31,14 +31,23 @@ def looks_like_span_json(prefix: bytes, marker: re.Pattern[bytes]) -> bool:
     return _OPENS.match(head) is not None and bool(marker.search(head)) and bool(_CONTEXT.search(head))
 
 
-def span_context(record: Any) -> dict[str, Any]:
-    """The `context` object of a span printed as JSON (console and Phoenix exports share this shape)."""
+def json_span(record: Any, line: int) -> Span:
+    """A span printed as JSON with a `context` object (console and Phoenix exports share this shape)."""
     if not isinstance(record, dict):
         raise RecordError(f"expected a span object, got {type(record).__name__}")
     context = record.get("context")
     if not isinstance(context, dict):
         raise RecordError("span has no context object")
-    return context
+    return Span(
+        line=line,
+        trace_id=span_id(context.get("trace_id"), "context.trace_id"),
+        span_id=span_id(context.get("span_id"), "context.span_id"),
+        parent_id=span_id(record.get("parent_id"), "parent_id"),
+        name=text_value(record.get("name"), "name"),
+        start=time_us(record.get("start_time"), "start_time"),
+        end=time_us(record.get("end_time"), "end_time"),
+        attributes=flat_attributes(record.get("attributes")),
+    )
 
 
 class OtelConsoleParser(SpanFileParser):
@@ -49,18 +58,8 @@ class OtelConsoleParser(SpanFileParser):
         return looks_like_span_json(prefix, _KIND)
 
     def spans(self, record: Any, line: int, skip: SkipFn) -> Iterator[Span]:
-        context = span_context(record)
+        span = json_span(record, line)
         resource = record.get("resource")
-        yield Span(
-            line=line,
-            trace_id=span_id(context.get("trace_id"), "context.trace_id"),
-            span_id=span_id(context.get("span_id"), "context.span_id"),
-            parent_id=span_id(record.get("parent_id"), "parent_id"),
-            name=text_value(record.get("name"), "name"),
-            start=time_us(record.get("start_time"), "start_time"),
-            end=time_us(record.get("end_time"), "end_time"),
-            attributes=flat_attributes(record.get("attributes")),
-            resource=flat_attributes(resource.get("attributes"), "resource.attributes")
-            if isinstance(resource, dict)
-            else {},
-        )
+        if isinstance(resource, dict):
+            span.resource = flat_attributes(resource.get("attributes"), "resource.attributes")
+        yield span

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from .genai_attributes import text_value
-from .otel_console import looks_like_span_json, span_context
-from .spans import SkipFn, Span, SpanFileParser, flat_attributes, span_id, time_us
+from .otel_console import json_span, looks_like_span_json
+from .spans import SkipFn, Span, SpanFileParser
 
 NAME = "phoenix"
 _SPAN_KIND = re.compile(rb'(?<!\\)"span_kind"\s*:')
@@ -29,15 +29,6 @@ class PhoenixParser(SpanFileParser):
         return looks_like_span_json(prefix, _SPAN_KIND)
 
     def spans(self, record: Any, line: int, skip: SkipFn) -> Iterator[Span]:
-        context = span_context(record)
-        yield Span(
-            line=line,
-            trace_id=span_id(context.get("trace_id"), "context.trace_id"),
-            span_id=span_id(context.get("span_id"), "context.span_id"),
-            parent_id=span_id(record.get("parent_id"), "parent_id"),
-            name=text_value(record.get("name"), "name"),
-            start=time_us(record.get("start_time"), "start_time"),
-            end=time_us(record.get("end_time"), "end_time"),
-            attributes=flat_attributes(record.get("attributes")),
-            kind=text_value(record.get("span_kind"), "span_kind"),
-        )
+        span = json_span(record, line)
+        span.kind = text_value(record.get("span_kind"), "span_kind")
+        yield span
