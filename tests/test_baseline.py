@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from goldens import UPDATE
 from typer.testing import CliRunner
 
 from costscope import baseline as baselines
@@ -21,7 +21,6 @@ from costscope.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CI_BASELINE = ROOT / ".ci" / "costscope-baseline.json"
-UPDATE = os.environ.get("COSTSCOPE_UPDATE_GOLDEN") == "1"
 runner = CliRunner()
 
 

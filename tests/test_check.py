@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from goldens import assert_golden
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -22,8 +22,6 @@ from costscope.check import bootstrap_difference
 from costscope.check_explain import explain
 from costscope.cli import app
 
-GOLDEN = Path(__file__).parent / "golden"
-UPDATE = os.environ.get("COSTSCOPE_UPDATE_GOLDEN") == "1"
 runner = CliRunner()
 
 
@@ -117,15 +115,6 @@ def check_json(*args: str) -> tuple[int, dict[str, Any]]:
     code, out, err = run("check", *args, "--format", "json")
     assert code in (0, 1), err
     return code, json.loads(out)
-
-
-def assert_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if UPDATE or not path.exists():
-        path.write_text(text, encoding="utf-8")
-        if not UPDATE:
-            pytest.fail(f"golden file {name} was missing and has been written; re-run the tests")
-    assert text == path.read_text(encoding="utf-8"), f"{name} differs; COSTSCOPE_UPDATE_GOLDEN=1 rewrites it"
 
 
 def test_an_unchanged_run_passes(base_file: str, tmp_path: Path) -> None:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from goldens import assert_golden
 from typer.testing import CliRunner
 
 from costscope.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = Path(__file__).parent / "golden"
-UPDATE = os.environ.get("COSTSCOPE_UPDATE_GOLDEN") == "1"
 runner = CliRunner()
 
 
@@ -26,15 +24,6 @@ def analyze(*args: str) -> str:
     result = runner.invoke(app, ["analyze", "sample_traces/", *args], env={"COLUMNS": "80", "NO_COLOR": "1"})
     assert result.exit_code == 0, result.stderr
     return result.stdout
-
-
-def assert_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if UPDATE or not path.exists():
-        path.write_text(text, encoding="utf-8")
-        if not UPDATE:
-            pytest.fail(f"golden file {name} was missing and has been written; re-run the tests")
-    assert text == path.read_text(encoding="utf-8"), f"{name} differs; COSTSCOPE_UPDATE_GOLDEN=1 rewrites it"
 
 
 def test_table_report_is_golden() -> None:
