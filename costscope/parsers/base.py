@@ -12,7 +12,7 @@ import orjson
 import pyarrow as pa
 
 from ..errors import InputError
-from ..io import InputFile, ReadError, iter_lines
+from ..io import UTF8_BOM, InputFile, ReadError, iter_lines
 from ..schema import batch_from_rows
 
 BATCH_ROWS = 65_536
@@ -118,17 +118,29 @@ class RowBuffer:
         return batch
 
 
-def first_object(prefix: bytes, lines: int = 5) -> dict[str, Any] | None:
-    """The first JSON object among the first few complete lines of a file prefix, for sniffing."""
-    for raw in prefix.split(b"\n")[:lines]:
+SNIFF_LINES = 5
+
+
+def prefix_values(prefix: bytes, lines: int = SNIFF_LINES) -> Iterator[Any]:
+    """The JSON values among the first few lines of a file prefix, for sniffing (a UTF-8 BOM tolerated)."""
+    for raw in prefix.removeprefix(UTF8_BOM).split(b"\n")[:lines]:
         if not raw.strip():
             continue
         try:
-            obj = orjson.loads(raw)
+            yield orjson.loads(raw)
         except orjson.JSONDecodeError:
             continue
-        return obj if isinstance(obj, dict) else None
-    return None
+
+
+def prefix_objects(prefix: bytes, lines: int = SNIFF_LINES) -> Iterator[dict[str, Any]]:
+    """The JSON objects among the first few lines of a file prefix."""
+    return (value for value in prefix_values(prefix, lines) if isinstance(value, dict))
+
+
+def first_object(prefix: bytes, lines: int = SNIFF_LINES) -> dict[str, Any] | None:
+    """The first JSON value among the first few lines of a file prefix, when it is an object."""
+    value = next(prefix_values(prefix, lines), None)
+    return value if isinstance(value, dict) else None
 
 
 MAX_TOKENS = 2**40

@@ -27,10 +27,10 @@ import orjson
 import pyarrow as pa
 
 from ..errors import CostscopeError
-from ..io import InputFile, iter_lines
+from ..io import UTF8_BOM, InputFile, iter_lines
 from ..schema import Kind, UsageSource
 from . import anthropic
-from .base import ParseContext, RecordError, RowBuffer, text_or_none, timestamp_us
+from .base import ParseContext, RecordError, RowBuffer, prefix_objects, text_or_none, timestamp_us
 from .usage import Usage
 
 NAME = "claude-code"
@@ -40,31 +40,16 @@ RECORD_TYPES = frozenset(
 SYNTHETIC_MODEL = "<synthetic>"
 NOTE_PROGRESS_COPY = "claude-code: progress lines copying a subagent call (read from its subagent file instead)"
 TASK_TOOLS = frozenset({"Task", "Agent"})
-BOM = b"\xef\xbb\xbf"
 _SAFE_ID = re.compile(r"[\w.-]{1,200}")
-_SNIFF_LINES = 5
 
 
 def load(raw: bytes) -> Any:
     """One JSON value from a line, tolerating a UTF-8 byte-order mark (orjson rejects it)."""
-    return orjson.loads(raw.strip().removeprefix(BOM))
+    return orjson.loads(raw.strip().removeprefix(UTF8_BOM))
 
 
 def json_error(exc: orjson.JSONDecodeError) -> str:
     return f"malformed JSON ({exc.args[0].split(':')[0]})"
-
-
-def prefix_objects(prefix: bytes, lines: int = _SNIFF_LINES) -> Iterator[dict[str, Any]]:
-    """The JSON objects among the first few lines of a sniffed prefix (BOM tolerated)."""
-    for raw in prefix.split(b"\n")[:lines]:
-        if not raw.strip():
-            continue
-        try:
-            obj = load(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(obj, dict):
-            yield obj
 
 
 def looks_like_project_log(obj: dict[str, Any]) -> bool:

@@ -25,18 +25,16 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ..io import InputFile, iter_lines
+from ..io import UTF8_BOM, InputFile, iter_lines
 from ..schema import Kind
 from . import anthropic
-from .base import ParseContext, RecordError, first_key, text_or_none, timestamp_us, token_count
+from .base import ParseContext, RecordError, first_key, prefix_objects, text_or_none, timestamp_us, token_count
 from .claude_code import (
-    BOM,
     SYNTHETIC_MODEL,
     FileRows,
     call_row,
     json_error,
     load,
-    prefix_objects,
     reported_columns,
     reported_cost,
     tool_results,
@@ -75,7 +73,7 @@ def _document(data: bytes) -> list[Any] | None:
 
 
 def _opens_document(raw: bytes) -> bool:
-    return raw.strip().removeprefix(BOM).lstrip()[:1] in (b"{", b"[")
+    return raw.strip().removeprefix(UTF8_BOM).lstrip()[:1] in (b"{", b"[")
 
 
 @dataclass

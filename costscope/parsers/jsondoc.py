@@ -12,12 +12,11 @@ from typing import Any, Literal
 import orjson
 import pyarrow as pa
 
-from ..io import InputFile, ReadError
+from ..io import UTF8_BOM, InputFile, ReadError
 from ..schema import TOKEN_COLUMNS
 from . import openai
 from .base import MAX_TOKENS, MAX_US, MIN_US, ParseContext, RecordError, RowBuffer
 
-BOM = b"\xef\xbb\xbf"
 SCAN_BYTES = 64 * 1024
 
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"?|[][{}:,]')
@@ -34,8 +33,8 @@ def scan_keys(prefix: bytes, max_depth: int = 3) -> tuple[str, dict[KeyPath, str
     stops when the root value closes, so a JSON Lines file costs only its first record.
     """
     body = prefix[:SCAN_BYTES].lstrip(b" \t\r\n")
-    if body.startswith(BOM):
-        body = body[len(BOM) :].lstrip(b" \t\r\n")
+    if body.startswith(UTF8_BOM):
+        body = body[len(UTF8_BOM) :].lstrip(b" \t\r\n")
     root = body[:1].decode("latin-1")
     found: dict[KeyPath, str] = {}
     if root not in ("{", "["):
@@ -92,7 +91,7 @@ def read_document(source: InputFile, ctx: ParseContext, expected: Literal["array
         except (OSError, EOFError) as exc:
             raise ReadError(source.name, 1, f"cannot read the file: {exc}") from exc
     try:
-        document = orjson.loads(data.strip().removeprefix(BOM))
+        document = orjson.loads(data.strip().removeprefix(UTF8_BOM))
     except orjson.JSONDecodeError as exc:
         ctx.records[source.name] += 1
         line = exc.lineno if isinstance(exc.lineno, int) and exc.lineno > 0 else 1
