@@ -47,13 +47,22 @@ def load_yaml_model(path: str | Path, model: type[M], what: str) -> M:
         raise ConfigError(f"{where}: invalid YAML in {what}: {getattr(exc, 'problem', exc)}") from exc
     if data is None:
         raise ConfigError(f"{name}: the {what} is empty", hint="start it with 'version: 1'")
+    return _validate(data, model, what, name, node)
+
+
+def validate_mapping(data: Any, model: type[M], what: str, name: str) -> M:
+    """Validate an in-memory mapping (no line numbers to give): errors name `name`, `what` and the key."""
+    return _validate(data, model, what, name, None)
+
+
+def _validate(data: Any, model: type[M], what: str, name: str, node: yaml.Node | None) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         key = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_of(node, loc)
+        line = _line_of(node, loc) if node is not None else None
         where = f"{name}:{line}" if line is not None else name
         message = err["msg"]
         if err["type"] == "extra_forbidden":

@@ -86,7 +86,13 @@ CONTENT_FIELDS = [
     pa.field("request_hash", pa.string()),
     pa.field("segments", pa.list_(SEGMENT_TYPE)),
     pa.field("tokenizer", pa.string()),
+    pa.field("prompt_text", pa.string()),
+    pa.field("output_text", pa.string()),
 ]
+TEXT_KEEP_CHARS = 512
+"""`prompt_text` is the call's new user input (its `user` segments) and `output_text` its response text, each cut
+to its first TEXT_KEEP_CHARS characters: kept for keyword routing and the semantic response cache (and its
+false-hit estimate), where a hash will not do."""
 COST_COLUMNS = ("cost_input", "cost_cache_read", "cost_cache_write", "cost_output", "cost_request", "cost_total")
 """USD; `cost_request` is a fixed fee per call (a few providers charge one), `cost_total` the sum of the rest."""
 COST_FIELDS = [

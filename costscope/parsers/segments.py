@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from .. import tokens
-from ..schema import UsageSource
+from ..schema import TEXT_KEEP_CHARS, UsageSource
 
 SYSTEM, TOOLS, HISTORY, USER, TOOL_RESULT, FRAMING, OUTPUT = (
     "system",
@@ -379,10 +379,16 @@ def _fill(row: dict[str, Any], tokenizer: tokens.Tokenizer, segments: list[Segme
     ]
     row["segments"] = structs
     row["tokenizer"] = tokenizer.label
+    row["prompt_text"] = _kept("\n".join(s.text for s in segments if s.kind == USER))
+    row["output_text"] = _kept("\n".join(s.text for s in segments if s.kind == OUTPUT))
     if row.get("usage_source") is None:
         row["input_tokens"] = sum(s["tokens"] for s in structs if s["kind"] != OUTPUT)
         row["output_tokens"] = sum(s["tokens"] for s in structs if s["kind"] == OUTPUT)
         row["usage_source"] = UsageSource.RECOUNTED.value
+
+
+def _kept(text: str) -> str | None:
+    return text[:TEXT_KEEP_CHARS] if text else None
 
 
 def all_segments(

@@ -1,0 +1,1 @@
+"""Replay traces under "what if" policies: `costscope simulate`."""

@@ -1,0 +1,16 @@
+"""The batching policy (being written)."""
+
+from __future__ import annotations
+
+from .policy import Settings
+from .replay import Replay
+
+NAME = "batching"
+
+
+class Config(Settings):
+    pass
+
+
+def apply(config: Config, replay: Replay) -> None:
+    raise NotImplementedError(NAME)

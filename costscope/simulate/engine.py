@@ -1,0 +1,119 @@
+"""Run a scenario: each enabled policy alone, then all of them in one joint replay (never the sum of parts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from .. import attribution as attr
+from ..pricing import PriceBook
+from ..schema import TOKEN_COLUMNS
+from .policy_file import Scenario, with_value
+from .registry import BY_NAME
+from .replay import Outcome, Replay
+
+JOINT = "joint"
+GROUP_KEYS = ("agent", "model")
+
+
+@dataclass
+class Run:
+    """The result of one replay: the priced projected calls and what each policy reported."""
+
+    technique: str
+    """A policy name (that policy alone) or `joint` (every policy of the scenario together)."""
+    policies: list[str]
+    table: pa.Table
+    outcomes: dict[str, Outcome]
+    calls_added: dict[str, int] = field(default_factory=dict)
+    calls_dropped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    runs: list[Run]
+    """One run per enabled policy alone, then the joint run (when more than one policy is enabled)."""
+
+    @property
+    def joint(self) -> Run:
+        return self.runs[-1]
+
+
+def run_policies(template: Replay, scenario: Scenario, technique: str) -> Run:
+    """Replay the recorded calls under `scenario`'s policies, in stack order."""
+    replay = template.fork()
+    for name, config in scenario.policies:
+        BY_NAME[name].apply(config, replay)
+    calls = replay.calls
+    added = calls.loc[calls["added_by"] != "", "added_by"].value_counts().sort_index()
+    dropped = calls.loc[calls["dropped_by"] != "", "dropped_by"].value_counts().sort_index()
+    return Run(
+        technique,
+        scenario.enabled,
+        replay.price(),
+        {name: replay.outcomes[name] for name in scenario.enabled},
+        {str(k): int(v) for k, v in added.items()},
+        {str(k): int(v) for k, v in dropped.items()},
+    )
+
+
+def simulate_scenario(template: Replay, scenario: Scenario) -> ScenarioResult:
+    """Each technique alone, then the joint replay (the single run when only one policy is enabled)."""
+    runs = [run_policies(template, scenario.only(name), name) for name in scenario.enabled]
+    if len(runs) > 1:
+        runs.append(run_policies(template, scenario, JOINT))
+    return ScenarioResult(scenario, runs)
+
+
+def sweep(template: Replay, scenario: Scenario, key: str, values: list[Any]) -> list[tuple[Any, Run]]:
+    """The joint replay once per value of one setting (the savings curve)."""
+    out = []
+    for value in values:
+        changed = with_value(scenario, key, value)
+        out.append((value, run_policies(template, changed, JOINT)))
+    return out
+
+
+def make_template(calls: pa.Table, book: PriceBook) -> Replay:
+    """The replay every run forks from: the recorded LLM calls in replay order (trace, start, source, line)."""
+    return Replay(calls, book)
+
+
+def money_summary(before: pa.Table, after: pa.Table) -> dict[str, Any]:
+    """Before / after / saved (USD and % of before) and the calls and tokens on each side."""
+    b, a = attr.totals(before), attr.totals(after)
+    cost_before, cost_after = b["cost_usd"] or 0.0, a["cost_usd"] or 0.0
+    saved = cost_before - cost_after
+    return {
+        "calls_before": b["calls"],
+        "calls_after": a["calls"],
+        **{f"{name}_before": b[name] for name in TOKEN_COLUMNS if name in ("input_tokens", "output_tokens")},
+        **{f"{name}_after": a[name] for name in TOKEN_COLUMNS if name in ("input_tokens", "output_tokens")},
+        "cost_before_usd": cost_before,
+        "cost_after_usd": cost_after,
+        "saved_usd": saved,
+        "saved_pct": (100.0 * saved / cost_before) if cost_before else None,
+    }
+
+
+def money_by(before: pa.Table, after: pa.Table, key: str) -> list[dict[str, Any]]:
+    """Before / after / saved per value of `key` (a routed call counts under its new model after)."""
+    rows: dict[Any, dict[str, Any]] = {}
+    for side, table in (("before", before), ("after", after)):
+        for group in attr.groups(table, [key]) if table.num_rows else []:
+            value = group["key"][key]
+            row = rows.setdefault(
+                value, {key: value, "calls_before": 0, "calls_after": 0, "cost_before_usd": 0.0, "cost_after_usd": 0.0}
+            )
+            row[f"calls_{side}"] = group["calls"]
+            row[f"cost_{side}_usd"] = group["cost_usd"] or 0.0
+    out = []
+    for row in rows.values():
+        row["saved_usd"] = row["cost_before_usd"] - row["cost_after_usd"]
+        row["saved_pct"] = 100.0 * row["saved_usd"] / row["cost_before_usd"] if row["cost_before_usd"] else None
+        out.append(row)
+    out.sort(key=lambda r: (-r["cost_before_usd"], -r["cost_after_usd"], "" if r[key] is None else str(r[key])))
+    return out

@@ -1,0 +1,16 @@
+"""The prompt_cache policy (being written)."""
+
+from __future__ import annotations
+
+from .policy import Settings
+from .replay import Replay
+
+NAME = "prompt_cache"
+
+
+class Config(Settings):
+    pass
+
+
+def apply(config: Config, replay: Replay) -> None:
+    raise NotImplementedError(NAME)
