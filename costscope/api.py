@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,12 @@ from .parsers.native import write_jsonl
 from .pricing import PriceBook, PricingResult, price_table
 from .report import Report, TokensReport
 from .schema import UsageSource
+from .simulate.policy_file import policy_json_schema
+from .simulate.report import SimulationReport
+from .simulate.session import Recorded, Sweep, load_scenarios, simulate_recorded
 from .steps import Filters, LoadResult, load_steps
 
-__all__ = ["AnalyzeOptions", "analyze", "load_priced_steps", "tokens", "write_steps"]
+__all__ = ["AnalyzeOptions", "analyze", "load_priced_steps", "simulate", "tokens", "write_steps"]
 
 
 @dataclass(frozen=True)
@@ -186,3 +190,32 @@ def build_tokens_report(steps: PricedSteps, options: AnalyzeOptions) -> TokensRe
         )
     totals = attr.totals(attr.llm_calls(steps.table))
     return TokensReport(composition, _inputs(steps.load), _warnings(steps, totals))
+
+
+def simulate(
+    paths: list[str],
+    policies: list[str],
+    options: AnalyzeOptions = AnalyzeOptions(),
+    sweep: str | None = None,
+    backtest: bool = False,
+    stdin: BinaryIO | None = None,
+) -> SimulationReport:
+    """What a change would save: the inputs replayed under each policy file (see `SimulationReport.to_dict`)."""
+    steps = load_priced_steps(paths, options, stdin)
+    return build_simulation(steps, policies, sweep, backtest)[0]
+
+
+def build_simulation(
+    steps: PricedSteps, policies: list[str], sweep: str | None = None, backtest: bool = False
+) -> tuple[SimulationReport, list[pa.Table]]:
+    """The simulation report and each scenario's joint projected step table (priced)."""
+    scenarios = load_scenarios(policies)
+    sweep_spec = Sweep.parse(sweep) if sweep else None
+    totals = attr.totals(attr.llm_calls(steps.table))
+    recorded = Recorded(steps.table, steps.book, _inputs(steps.load), _warnings(steps, totals), steps.pricing.unpriced)
+    return simulate_recorded(recorded, scenarios, sweep_spec, backtest)
+
+
+def policy_schema_json() -> str:
+    """The JSON Schema of version-1 policy files, as published in `schemas/policy-v1.json`."""
+    return json.dumps(policy_json_schema(), indent=2, sort_keys=True) + "\n"

@@ -21,6 +21,7 @@ from .errors import ConfigError, CostscopeError
 from .ingest import default_cache_dir
 from .render import RENDERERS
 from .render.check_formats import CHECK_RENDERERS
+from .render.simulate import SIMULATE_RENDERERS
 from .render.tokens import TOKENS_RENDERERS
 from .steps import Filters
 
@@ -223,6 +224,60 @@ def tokens(
         raise _fail(exc) from None
     _tell(report.inputs, report.warnings)
     typer.echo(TOKENS_RENDERERS[output_format.value](report, _width()), nl=False)
+
+
+@app.command()
+def simulate(
+    paths: PathsArgument = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option("--policy", "-p", help="Policy file (YAML); repeat to compare several side by side."),
+    ] = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option(help="Rerun the first policy file over values of one setting: key=v1,v2,... (joint replay)."),
+    ] = None,
+    backtest: Annotated[
+        bool,
+        typer.Option(help="Replay the prompt cache with the recorded cache fields stripped; compare with the record."),
+    ] = False,
+    claude: ClaudeOption = False,
+    codex: CodexOption = False,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    model: ModelOption = None,
+    agent: AgentOption = None,
+    prices: PricesOption = None,
+    output_format: Annotated[TokensFormat, typer.Option("--format", "-f", help="Output format.")] = TokensFormat.table,
+    format_in: FormatInOption = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Also write the joint projected step table (.parquet or .jsonl)."),
+    ] = None,
+    strict: StrictOption = False,
+    no_cache: NoCacheOption = False,
+) -> None:
+    """What would a change save? Replay the traces under routing, caching, compression, truncation, batching and
+    budget policies: each technique alone and jointly, with assumptions and quality risks."""
+    filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
+    options = _options((), 0, filters, prices, format_in, strict, no_cache)
+    try:
+        if output and len(policy or []) > 1:
+            raise ConfigError("--output writes one projection: give one --policy with it")
+        steps = _priced_steps(_inputs(paths, claude, codex), options)
+        report, projected = api.build_simulation(steps, policy or [], sweep, backtest)
+        if output:
+            api.write_steps(projected[0], output)
+    except CostscopeError as exc:
+        raise _fail(exc) from None
+    _tell(report.inputs, report.warnings)
+    typer.echo(SIMULATE_RENDERERS[output_format.value](report, _width()), nl=False)
+
+
+@app.command("policy-schema")
+def policy_schema() -> None:
+    """Print the JSON Schema of policy files (version 1), for editors and CI validation."""
+    typer.echo(api.policy_schema_json(), nl=False)
 
 
 class CheckFormat(StrEnum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +56,28 @@ def validate_mapping(data: Any, model: type[M], what: str, name: str) -> M:
     return _validate(data, model, what, name, None)
 
 
+def _did_you_mean(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """A close known key for a misspelt one, following `loc` through nested models where it can."""
+    fields = model.model_fields
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        annotation = fields[str(part)].annotation if str(part) in fields else None
+        nested = next(
+            (
+                a
+                for a in getattr(annotation, "__args__", (annotation,))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
+        if nested is None:
+            return ""
+        fields = nested.model_fields
+    close = difflib.get_close_matches(str(loc[-1]), list(fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _validate(data: Any, model: type[M], what: str, name: str, node: yaml.Node | None) -> M:
     try:
         return model.model_validate(data)
@@ -66,6 +89,6 @@ def _validate(data: Any, model: type[M], what: str, name: str, node: yaml.Node |
         where = f"{name}:{line}" if line is not None else name
         message = err["msg"]
         if err["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + _did_you_mean(model, loc)
         more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
         raise ConfigError(f"{where}: {what}: {key}: {message}{more}") from exc

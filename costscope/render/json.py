@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-
-from ..report import Report
 
 
 def _round_floats(value: Any) -> Any:
@@ -19,5 +17,9 @@ def _round_floats(value: Any) -> Any:
     return value
 
 
-def render_json(report: Report, width: int = 80) -> str:
+class _Reported(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def render_json(report: _Reported, width: int = 80) -> str:
     return orjson.dumps(_round_floats(report.to_dict()), option=orjson.OPT_INDENT_2).decode() + "\n"

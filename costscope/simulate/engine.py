@@ -61,9 +61,10 @@ def run_policies(template: Replay, scenario: Scenario, technique: str) -> Run:
 
 
 def simulate_scenario(template: Replay, scenario: Scenario) -> ScenarioResult:
-    """Each technique alone, then the joint replay (the single run when only one policy is enabled)."""
+    """Each technique alone, then the joint replay (the single run when at most one policy is enabled: a file
+    enabling none replays the record unchanged, which must save exactly nothing)."""
     runs = [run_policies(template, scenario.only(name), name) for name in scenario.enabled]
-    if len(runs) > 1:
+    if len(runs) != 1:
         runs.append(run_policies(template, scenario, JOINT))
     return ScenarioResult(scenario, runs)
 
@@ -106,14 +107,17 @@ def money_by(before: pa.Table, after: pa.Table, key: str) -> list[dict[str, Any]
         for group in attr.groups(table, [key]) if table.num_rows else []:
             value = group["key"][key]
             row = rows.setdefault(
-                value, {key: value, "calls_before": 0, "calls_after": 0, "cost_before_usd": 0.0, "cost_after_usd": 0.0}
+                value,
+                {key: value, "calls_before": 0, "calls_after": 0, "cost_before_usd": None, "cost_after_usd": None},
             )
             row[f"calls_{side}"] = group["calls"]
-            row[f"cost_{side}_usd"] = group["cost_usd"] or 0.0
+            row[f"cost_{side}_usd"] = group["cost_usd"]
     out = []
     for row in rows.values():
-        row["saved_usd"] = row["cost_before_usd"] - row["cost_after_usd"]
-        row["saved_pct"] = 100.0 * row["saved_usd"] / row["cost_before_usd"] if row["cost_before_usd"] else None
+        b, a = row["cost_before_usd"], row["cost_after_usd"]
+        known = b is not None or a is not None
+        row["saved_usd"] = (b or 0.0) - (a or 0.0) if known else None
+        row["saved_pct"] = 100.0 * row["saved_usd"] / b if known and b else None
         out.append(row)
-    out.sort(key=lambda r: (-r["cost_before_usd"], -r["cost_after_usd"], "" if r[key] is None else str(r[key])))
+    out.sort(key=lambda r: (-(r["cost_before_usd"] or 0.0), -(r["cost_after_usd"] or 0.0), str(r[key] or "")))
     return out

@@ -75,11 +75,7 @@ def load_policy_file(path: str | Path) -> Scenario:
     """Read and validate one policy file; ConfigError names the file, line and key of the first problem."""
     model = load_yaml_model(path, PolicyFileModel, "policy file")
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    scenario = _scenario(model, str(path), raw)
-    if not scenario.policies:
-        keys = ", ".join(m.NAME for m in STACK)
-        raise ConfigError(f"{path}: the policy file enables no policy", hint=f"add one of: {keys}")
-    return scenario
+    return _scenario(model, str(path), raw)
 
 
 def with_value(scenario: Scenario, key: str, value: Any) -> Scenario:

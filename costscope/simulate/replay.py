@@ -177,7 +177,7 @@ class Replay:
                 array = pa.array(np.round(values.astype(np.float64)), mask=np.isnan(values.astype(np.float64)))
                 array = array.cast(pa.int64())
             else:
-                array = pa.array(values.tolist(), type=pa.string())
+                array = pa.array(values, type=pa.string(), from_pandas=True)
             table = table.set_column(table.schema.get_field_index(name), name, array)
         added = frame["added_by"].to_numpy() != ""
         changed = added | frame["content_changed"].to_numpy()
