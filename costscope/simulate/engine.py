@@ -42,8 +42,8 @@ class ScenarioResult:
         return self.runs[-1]
 
 
-def run_policies(template: Replay, scenario: Scenario, technique: str) -> Run:
-    """Replay the recorded calls under `scenario`'s policies, in stack order."""
+def run_policies(template: Replay, scenario: Scenario, technique: str, content: bool = False) -> Run:
+    """Replay the recorded calls under `scenario`'s policies, in stack order (`content`: see Replay.projected)."""
     replay = template.fork()
     for name, config in scenario.policies:
         BY_NAME[name].apply(config, replay)
@@ -53,19 +53,20 @@ def run_policies(template: Replay, scenario: Scenario, technique: str) -> Run:
     return Run(
         technique,
         scenario.enabled,
-        replay.price(),
+        replay.price(content),
         {name: replay.outcomes[name] for name in scenario.enabled},
         {str(k): int(v) for k, v in added.items()},
         {str(k): int(v) for k, v in dropped.items()},
     )
 
 
-def simulate_scenario(template: Replay, scenario: Scenario) -> ScenarioResult:
+def simulate_scenario(template: Replay, scenario: Scenario, content: bool = False) -> ScenarioResult:
     """Each technique alone, then the joint replay (the single run when at most one policy is enabled: a file
     enabling none replays the record unchanged, which must save exactly nothing)."""
-    runs = [run_policies(template, scenario.only(name), name) for name in scenario.enabled]
-    if len(runs) != 1:
-        runs.append(run_policies(template, scenario, JOINT))
+    alone = len(scenario.enabled) == 1
+    runs = [run_policies(template, scenario.only(name), name, content and alone) for name in scenario.enabled]
+    if not alone:
+        runs.append(run_policies(template, scenario, JOINT, content))
     return ScenarioResult(scenario, runs)
 
 

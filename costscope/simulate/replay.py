@@ -39,6 +39,8 @@ TEXT_COLUMNS = (
     "output_text",
 )
 """Columns copied from the step table as Python objects (str or None)."""
+CONTENT_COLUMNS = ("segments", "prompt_text", "output_text")
+"""Columns a projection leaves null unless asked for (they are large and nothing priced reads them)."""
 CHANGEABLE = ("agent", "operation", "provider", "model", "service_tier", "usage_source", *TOKEN_COLUMNS)
 """Columns a policy may change and `projected` writes back into the step table."""
 
@@ -165,28 +167,39 @@ class Replay:
 
     # ------------------------------------------------------------------ pricing
 
-    def projected(self) -> pa.Table:
-        """The calls still made, as a step table (STEP_SCHEMA, costs not filled yet)."""
+    def projected(self, content: bool = False) -> pa.Table:
+        """The calls still made, as a step table (STEP_SCHEMA, costs not filled yet).
+
+        `content=False` leaves `segments`, `prompt_text` and `output_text` null: pricing and the report do not
+        read them, and taking them is most of the cost of a projection. `content=True` keeps them for the calls
+        whose content is unchanged (for `--output`)."""
         live = self.live
         frame = self.calls[live]
         origin = frame["origin"].to_numpy()
-        table = self.base.take(pa.array(origin, type=pa.int64()))
+        source = self.base if content else self.base.drop_columns(list(CONTENT_COLUMNS))
+        table = source.take(pa.array(origin, type=pa.int64()))
+        if not content:
+            for name in CONTENT_COLUMNS:
+                table = table.append_column(STEP_SCHEMA.field(name), pa.nulls(len(frame), STEP_SCHEMA.field(name).type))
+            table = table.select(list(STEP_SCHEMA.names))
         for name in CHANGEABLE:
             values = frame[name].to_numpy()
             if name in TOKEN_COLUMNS:
-                array = pa.array(np.round(values.astype(np.float64)), mask=np.isnan(values.astype(np.float64)))
-                array = array.cast(pa.int64())
+                floats = values.astype(np.float64)
+                array = pa.array(np.round(floats), mask=np.isnan(floats)).cast(pa.int64())
             else:
                 array = pa.array(values, type=pa.string(), from_pandas=True)
             table = table.set_column(table.schema.get_field_index(name), name, array)
         added = frame["added_by"].to_numpy() != ""
         changed = added | frame["content_changed"].to_numpy()
-        if changed.any():
-            # a rebuilt call's segments no longer describe what it sends; added calls get their own identity
+        if content and changed.any():
+            # a rebuilt call's segments no longer describe what it sends
             segments = pc.if_else(
                 pa.array(changed), pa.nulls(len(frame), STEP_SCHEMA.field("segments").type), table["segments"]
             )
             table = table.set_column(table.schema.get_field_index("segments"), "segments", segments)
+        if added.any():
+            # an added call gets its own identity, so that re-reading the projection keeps it
             ids = [
                 f"{rid or 'call'}#{by}{i}" if by else rid
                 for i, (rid, by) in enumerate(
@@ -196,9 +209,9 @@ class Replay:
             table = table.set_column(table.schema.get_field_index("record_id"), "record_id", pa.array(ids, pa.string()))
         return table
 
-    def price(self) -> pa.Table:
-        """The projected step table with its costs."""
-        return price_table(self.projected(), self.book).table
+    def price(self, content: bool = False) -> pa.Table:
+        """The projected step table with its costs (see `projected` for `content`)."""
+        return price_table(self.projected(content), self.book).table
 
     def live_costs(self) -> np.ndarray:
         """cost_total of each call of `calls` (USD; 0 for calls not made, NaN for unpriced ones).
@@ -213,8 +226,8 @@ class Replay:
 def _calls_frame(base: pa.Table) -> pd.DataFrame:
     n = base.num_rows
     data: dict[str, Any] = {"origin": np.arange(n, dtype=np.int64)}
-    for name in TEXT_COLUMNS:
-        data[name] = np.array(base[name].to_pylist(), dtype=object)
+    for name in TEXT_COLUMNS:  # object arrays (None for null), not inferred string dtypes
+        data[name] = pd.Series(base[name].to_numpy(zero_copy_only=False), dtype=object)
     for name in TOKEN_COLUMNS:
         data[name] = pc.cast(base[name], pa.float64()).to_numpy(zero_copy_only=False)
     for name in ("start", "end"):

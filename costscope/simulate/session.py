@@ -56,11 +56,13 @@ def simulate_recorded(
     scenarios: list[Scenario],
     sweep_spec: Sweep | None = None,
     with_backtest: bool = False,
+    content: bool = False,
 ) -> tuple[SimulationReport, list[pa.Table]]:
-    """The report, and the joint projected step table of each scenario (priced, STEP_SCHEMA)."""
+    """The report, and the joint projected step table of each scenario (priced, STEP_SCHEMA; with the content
+    columns of the calls left unchanged when `content`)."""
     calls = recorded.calls.filter(pc.equal(recorded.calls["kind"], "llm"))
     template = make_template(calls, recorded.book)
-    results = [simulate_scenario(template, scenario) for scenario in scenarios]
+    results = [simulate_scenario(template, scenario, content) for scenario in scenarios]
     report = SimulationReport(
         inputs=recorded.inputs,
         baseline=baseline_dict(calls),
