@@ -13,8 +13,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import attribution as attr
+from . import suggest as suggestions
 from .composition import analyze_composition
 from .errors import ConfigError, InputError
+from .findings import FindOptions, find
 from .parsers.native import write_jsonl
 from .pricing import PriceBook, PricingResult, price_table
 from .report import Report, TokensReport
@@ -23,8 +25,9 @@ from .simulate.policy_file import policy_json_schema
 from .simulate.report import SimulationReport
 from .simulate.session import Recorded, Sweep, load_scenarios, simulate_recorded
 from .steps import Filters, LoadResult, load_steps
+from .suggest import Suggestion
 
-__all__ = ["AnalyzeOptions", "analyze", "load_priced_steps", "simulate", "tokens", "write_steps"]
+__all__ = ["AnalyzeOptions", "analyze", "load_priced_steps", "simulate", "suggest", "tokens", "write_steps"]
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,8 @@ def analyze(paths: list[str], options: AnalyzeOptions = AnalyzeOptions(), stdin:
     return build_report(steps, options)
 
 
-def build_report(steps: PricedSteps, options: AnalyzeOptions) -> Report:
+def build_report(steps: PricedSteps, options: AnalyzeOptions, findings: FindOptions | None = None) -> Report:
+    """The analysis report; with `findings` options, also the cost leaks (`Report.findings`)."""
     calls = attr.llm_calls(steps.table)
     totals = attr.totals(calls)
     per_trace = attr.trace_costs(calls)
@@ -171,6 +175,7 @@ def build_report(steps: PricedSteps, options: AnalyzeOptions) -> Report:
         unpriced=steps.pricing.unpriced,
         warnings=_warnings(steps, totals),
         composition=composition.summary() if composition is not None else None,
+        findings=find(steps, findings) if findings is not None else None,
     )
 
 
@@ -206,14 +211,39 @@ def simulate(
 
 
 def build_simulation(
-    steps: PricedSteps, policies: list[str], sweep: str | None = None, backtest: bool = False
+    steps: PricedSteps,
+    policies: list[str],
+    sweep: str | None = None,
+    backtest: bool = False,
+    content: bool = False,
 ) -> tuple[SimulationReport, list[pa.Table]]:
-    """The simulation report and each scenario's joint projected step table (priced)."""
+    """The simulation report and each scenario's joint projected step table (priced; `content` keeps the
+    segments and texts of the calls the policies left unchanged, for writing the projection)."""
     scenarios = load_scenarios(policies)
     sweep_spec = Sweep.parse(sweep) if sweep else None
     totals = attr.totals(attr.llm_calls(steps.table))
     recorded = Recorded(steps.table, steps.book, _inputs(steps.load), _warnings(steps, totals), steps.pricing.unpriced)
-    return simulate_recorded(recorded, scenarios, sweep_spec, backtest)
+    return simulate_recorded(recorded, scenarios, sweep_spec, backtest, content)
+
+
+def suggest(
+    paths: list[str],
+    options: AnalyzeOptions = AnalyzeOptions(),
+    find_options: FindOptions | None = None,
+    stdin: BinaryIO | None = None,
+) -> Suggestion:
+    """The cost leaks in the inputs and the policy file (YAML text) fixing them, for `simulate`."""
+    return build_suggestion(load_priced_steps(paths, options, stdin), find_options)
+
+
+def build_suggestion(steps: PricedSteps, find_options: FindOptions | None = None) -> Suggestion:
+    """The cost leaks in the priced steps and the policy file fixing them (see `costscope.suggest`)."""
+    return suggestions.build_suggestion(steps, find_options)
+
+
+def notes(steps: PricedSteps) -> tuple[dict[str, object], list[str]]:
+    """What was read (`inputs`) and the warnings about it, for commands that build no Report."""
+    return _inputs(steps.load), _warnings(steps, attr.totals(attr.llm_calls(steps.table)))
 
 
 def policy_schema_json() -> str:

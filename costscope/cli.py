@@ -18,6 +18,7 @@ from . import baseline as baselines
 from . import check as checks
 from .check_config import load_settings as load_check_settings
 from .errors import ConfigError, CostscopeError
+from .findings import FindOptions
 from .ingest import default_cache_dir
 from .render import RENDERERS
 from .render.check_formats import CHECK_RENDERERS
@@ -145,6 +146,10 @@ def analyze(
     ] = None,
     strict: StrictOption = False,
     no_cache: NoCacheOption = False,
+    findings: Annotated[
+        bool,
+        typer.Option("--findings", help="Also list the cost leaks, with dollars at stake and the policy fixing each."),
+    ] = False,
 ) -> None:
     """Where does the money go? Cost per model, agent, trace, tenant and day from reported usage."""
     filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
@@ -153,7 +158,7 @@ def analyze(
         steps = _priced_steps(_inputs(paths, claude, codex), options)
         if output:
             api.write_steps(steps.table, output)
-        report = api.build_report(steps, options)
+        report = api.build_report(steps, options, FindOptions() if findings else None)
     except CostscopeError as exc:
         raise _fail(exc) from None
     _tell(report.inputs, report.warnings)
@@ -265,13 +270,69 @@ def simulate(
         if output and len(policy or []) > 1:
             raise ConfigError("--output writes one projection: give one --policy with it")
         steps = _priced_steps(_inputs(paths, claude, codex), options)
-        report, projected = api.build_simulation(steps, policy or [], sweep, backtest)
+        report, projected = api.build_simulation(steps, policy or [], sweep, backtest, content=bool(output))
         if output:
             api.write_steps(projected[0], output)
     except CostscopeError as exc:
         raise _fail(exc) from None
     _tell(report.inputs, report.warnings)
     typer.echo(SIMULATE_RENDERERS[output_format.value](report, _width()), nl=False)
+
+
+@app.command()
+def suggest(
+    paths: PathsArgument = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Where to write the policy file (YAML; - for stdout).")
+    ] = "costscope-policy.yaml",
+    min_usd: Annotated[
+        float, typer.Option("--min-usd", min=0, help="Leave out findings with less at stake (USD).")
+    ] = 0.0,
+    claude: ClaudeOption = False,
+    codex: CodexOption = False,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    model: ModelOption = None,
+    agent: AgentOption = None,
+    prices: PricesOption = None,
+    format_in: FormatInOption = None,
+    strict: StrictOption = False,
+    no_cache: NoCacheOption = False,
+) -> None:
+    """Find the cost leaks and write the policy file that fixes them; `costscope simulate PATH --policy FILE` then
+    says what it would save."""
+    filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
+    options = _options((), 0, filters, prices, format_in, strict, no_cache)
+    try:
+        inputs = _inputs(paths, claude, codex)
+        steps = _priced_steps(inputs, options)
+        suggestion = api.build_suggestion(steps, FindOptions(min_usd=min_usd))
+        if output != "-":
+            _write_text(output, suggestion.text)
+    except CostscopeError as exc:
+        raise _fail(exc) from None
+    _tell(*api.notes(steps))
+    if output == "-":
+        typer.echo(suggestion.text, nl=False)
+        return
+    fixed = [f for f in suggestion.findings if f.policy_key in suggestion.policies]
+    if not fixed:
+        typer.echo(f"Wrote {output}: no finding has a policy fix, so it enables no policy", err=True)
+        return
+    typer.echo(
+        f"Wrote {output}: {', '.join(suggestion.policies)} for {len(fixed)} of {len(suggestion.findings)} findings "
+        f"(${suggestion.usd_at_stake:,.2f} at stake, overlapping). What it saves: "
+        f"costscope simulate {' '.join(inputs)} --policy {output}",
+        err=True,
+    )
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 @app.command("policy-schema")
@@ -392,6 +453,126 @@ def check(
     typer.echo(CHECK_RENDERERS[output_format.value](result, _width()), nl=False)
     _append_step_summary(CHECK_RENDERERS["markdown"](result, _width()))
     raise typer.Exit(result.exit_code)
+
+
+# ---------------------------------------------------------------- report (HTML) and forecast
+
+
+@contextmanager
+def _busy(message: str) -> Iterator[None]:
+    """A transient spinner on stderr while a long step after parsing runs (a terminal only, never in CI)."""
+    if not sys.stderr.isatty() or os.environ.get("CI"):
+        yield
+        return
+    with Console(stderr=True).status(message):
+        yield
+
+
+@app.command()
+def report(
+    paths: PathsArgument = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Where to write the HTML page (- for stdout).")
+    ] = "costscope-report.html",
+    policy: Annotated[
+        list[str] | None,
+        typer.Option("--policy", "-p", help="Policy file (YAML) whose savings waterfall to add; repeatable."),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many costliest traces to chart.")] = 10,
+    title: Annotated[str | None, typer.Option(help="Page title.")] = None,
+    claude: ClaudeOption = False,
+    codex: CodexOption = False,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    model: ModelOption = None,
+    agent: AgentOption = None,
+    prices: PricesOption = None,
+    format_in: FormatInOption = None,
+    strict: StrictOption = False,
+    no_cache: NoCacheOption = False,
+) -> None:
+    """Write one self-contained HTML page of charts (inline SVG, no script, no network): spend over time by model,
+    by agent, token composition, cost per trace, costliest traces and, with --policy, the savings waterfall."""
+    from . import htmlreport
+    from .render.html import render_html
+
+    filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
+    options = _options((), top, filters, prices, format_in, strict, no_cache)
+    try:
+        steps = _priced_steps(_inputs(paths, claude, codex), options)
+        with _busy("replaying the policies" if policy else "charting"):
+            data = htmlreport.build(steps, policy or [], top=top, title=title)
+        page = render_html(data)
+        if output != "-":
+            htmlreport.write_html(page, output)
+    except CostscopeError as exc:
+        raise _fail(exc) from None
+    _tell(data.analysis.inputs, data.analysis.warnings)
+    if output == "-":
+        typer.echo(page, nl=False)
+        return
+    charts = page.count("<svg ")
+    typer.echo(f"Wrote {output}: {charts} charts, {len(page.encode()) / 1024:,.0f} KiB", err=True)
+
+
+@app.command()
+def forecast(
+    paths: PathsArgument = None,
+    volume: Annotated[
+        str | None,
+        typer.Option(help="Traces per period to forecast: 100000/month, 3k/day, 20k/week. Default: the inputs' rate."),
+    ] = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option("--policy", "-p", help="Also forecast with this policy file's joint projection; repeatable."),
+    ] = None,
+    confidence: Annotated[float, typer.Option(help="Confidence of the bootstrap interval.")] = 0.95,
+    slice_model: Annotated[
+        list[str] | None,
+        typer.Option("--slice-model", help="Self-hosting: the calls it would serve (model glob; repeatable)."),
+    ] = None,
+    gpu_hourly: Annotated[float | None, typer.Option("--gpu-hourly", help="Self-hosting: USD per GPU-hour.")] = None,
+    gpu_count: Annotated[int, typer.Option("--gpu-count", help="Self-hosting: GPUs kept running (minimum).")] = 1,
+    throughput: Annotated[
+        float | None, typer.Option(help="Self-hosting: tokens/s one GPU sustains (input + output).")
+    ] = None,
+    calls_per_hour: Annotated[
+        float | None, typer.Option("--calls-per-hour", help="Self-hosting: or calls one GPU serves per hour.")
+    ] = None,
+    utilization: Annotated[float, typer.Option(help="Self-hosting: average load as a share of that throughput.")] = 0.5,
+    claude: ClaudeOption = False,
+    codex: CodexOption = False,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    model: ModelOption = None,
+    agent: AgentOption = None,
+    prices: PricesOption = None,
+    output_format: Annotated[TokensFormat, typer.Option("--format", "-f", help="Output format.")] = TokensFormat.table,
+    format_in: FormatInOption = None,
+    strict: StrictOption = False,
+    no_cache: NoCacheOption = False,
+) -> None:
+    """What a month would cost: cost per trace x volume with a bootstrap interval, optionally with policy files,
+    and the break-even of self-hosting a slice of calls on rented GPUs."""
+    from . import forecast as forecasts
+    from .render.forecast import FORECAST_RENDERERS
+
+    filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
+    options = _options((), 0, filters, prices, format_in, strict, no_cache)
+    try:
+        self_host = forecasts.SelfHost.from_options(
+            slice_model, gpu_hourly, gpu_count, throughput, calls_per_hour, utilization
+        )
+        settings = forecasts.ForecastSettings(
+            volume=forecasts.Volume.parse(volume) if volume else None, confidence=confidence, self_host=self_host
+        )
+        steps = _priced_steps(_inputs(paths, claude, codex), options)
+        with _busy("replaying the policies" if policy else "resampling"):
+            result = forecasts.build(steps, settings, policy or [])
+    except CostscopeError as exc:
+        raise _fail(exc) from None
+    _tell(result.inputs, result.warnings)
+    typer.echo(FORECAST_RENDERERS[output_format.value](result, _width()), nl=False)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from . import __version__
 from .composition import Composition
+from .findings import Finding
 from .pricing import PriceEntry, Unpriced
 
 REPORT_VERSION = 1
@@ -30,6 +31,8 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     composition: dict[str, Any] | None = None
     """The short input composition (`Composition.summary`), when some calls carry their request content."""
+    findings: list[Finding] | None = None
+    """Cost leaks (`analyze --findings`), the most dollars at stake first; None when not asked for."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract of DESIGN.md (field names are a public interface)."""
@@ -49,6 +52,7 @@ class Report:
             "prices": {"sources": self.price_sources, "entries": [e.to_json() for e in self.prices]},
             "unpriced_models": [asdict(u) for u in self.unpriced],
             "composition": self.composition,
+            **({"findings": [f.to_dict() for f in self.findings]} if self.findings is not None else {}),
             "warnings": self.warnings,
         }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from ..report import Report
+from .findings import findings_markdown
 from .fmt import MISSING, key_text, pct, tokens, usd
 from .summary import headline
 from .tokens import composition_line
@@ -97,6 +98,8 @@ def render_markdown(report: Report, width: int = 80) -> str:
             ],
         )
         lines += [composition_line(report.composition), ""]
+    if report.findings is not None:
+        lines += findings_markdown(report.findings)
     if report.warnings:
         lines += ["### Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
     return "\n".join(lines).rstrip() + "\n"

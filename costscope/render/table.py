@@ -8,6 +8,7 @@ from rich import box
 from rich.table import Table
 
 from ..report import Report
+from .findings import findings_table
 from .fmt import MISSING, key_text, pct, plain_console, tokens, usd
 from .summary import headline
 from .tokens import composition_line
@@ -96,4 +97,7 @@ def render_table(report: Report, width: int = 80) -> str:
         console.print(_unpriced_table(report))
     if report.composition is not None:
         console.print(composition_line(report.composition), markup=False)
-    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+    text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+    if report.findings is not None:
+        text += "\n" + findings_table(report.findings, width)
+    return text
