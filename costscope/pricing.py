@@ -24,6 +24,7 @@ from genai_prices import data_snapshot
 from genai_prices import types as gp
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from .batch_terms import BATCH_TIER, BatchTerms, batch_terms
 from .config import load_yaml_model
 
 PRICE_SOURCE = f"genai-prices {version('genai-prices')}"
@@ -68,6 +69,8 @@ class PriceEntry:
     ref: str
     source: str
     rates: dict[str, Rate | None]
+    batch_terms: str | None = None
+    """The provider whose batch terms scaled the rates (the price data had no batch rates), else None."""
 
     def rate(self, component: str) -> Rate:
         """The rate of a component, falling back the way providers bill an unpriced bucket:
@@ -193,7 +196,7 @@ def _rate_from_genai(value: Decimal | gp.TieredPrices | None) -> Rate | None:
 def _price_context(service_tier: str | None) -> dict[str, str] | None:
     if service_tier is None or service_tier in ("standard", "default", "auto", "standard_only"):
         return None
-    if service_tier == "batch":
+    if service_tier == BATCH_TIER:
         return {"processing": "batch"}
     return {"service_tier": service_tier}
 
@@ -210,6 +213,12 @@ def _period_start(model: gp.ModelInfo, when: datetime) -> str | None:
                 return f"{constraint.start_time:%H:%M}-{constraint.end_time:%H:%M} UTC"
             return "base prices"
     return None
+
+
+def _with_batch_terms(entry: PriceEntry, terms: BatchTerms) -> PriceEntry:
+    """A batch call's price where the rates have no batch variant: the standard rates times the provider's terms."""
+    ref = f"{entry.ref} [batch terms: {terms.describe()}]"
+    return PriceEntry(ref=ref, source=entry.source, rates=terms.scale(entry.rates), batch_terms=terms.provider)
 
 
 @dataclass
@@ -272,7 +281,9 @@ class PriceBook:
         ]
         if context and active:
             ref += " [" + ", ".join(f"{k}={v}" for k, v in context.items()) + "]"
-        return PriceEntry(ref=ref, source=PRICE_SOURCE, rates=rates)
+        entry = PriceEntry(ref=ref, source=PRICE_SOURCE, rates=rates)
+        terms = batch_terms(provider, service_tier)
+        return _with_batch_terms(entry, terms) if terms is not None and not active else entry
 
     def _rule_entry(self, rule: ModelPriceSpec, base: PriceEntry | None) -> PriceEntry | None:
         label = f"{self.rules_source}: {rule.model}" + (f" ({rule.provider})" if rule.provider else "")
@@ -281,6 +292,7 @@ class PriceBook:
                 (rule.from_.isoformat() if rule.from_ else "") + ".." + (rule.until.isoformat() if rule.until else "")
             )
             label += f" [{span}]"
+        terms = None
         if rule.input is not None:
             rates = rule.rates()
             source = self.rules_source or "price file"
@@ -288,13 +300,14 @@ class PriceBook:
             rates = dict(base.rates)
             source = base.source
             label = f"{base.ref} via {label}"
+            terms = base.batch_terms
         else:
             return None
         if rule.discount is not None:
             factor = 1 - rule.discount
             rates = {c: (r.scaled(factor) if r is not None else None) for c, r in rates.items()}
             label += f" -{(rule.discount * 100).normalize():f}%"
-        return PriceEntry(ref=label, source=source, rates=rates)
+        return PriceEntry(ref=label, source=source, rates=rates, batch_terms=terms)
 
     def resolve(self, provider: str | None, model: str, service_tier: str | None, when: datetime) -> PriceEntry | None:
         key = (provider, model, service_tier, when)
@@ -308,6 +321,9 @@ class PriceBook:
             if rule.matches(provider, model, day) and (rule.input is not None or base is not None):
                 self._matched_rules.add(index)
                 entry = self._rule_entry(rule, base)
+                terms = batch_terms(provider, service_tier)
+                if entry is not None and rule.input is not None and terms is not None:
+                    entry = _with_batch_terms(entry, terms)  # a price file's rates are standard rates
                 break
         self._cache[key] = entry
         return entry

@@ -10,11 +10,13 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from genai_prices import Usage, calc_price
+from genai_prices import Usage, data_snapshot
+from genai_prices import types as gp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from costscope import AnalyzeOptions, analyze, load_priced_steps
+from costscope.batch_terms import BATCH_TERMS
 from costscope.errors import ConfigError
 from costscope.pricing import PriceBook, Rate, price_table
 from costscope.schema import COST_COLUMNS, STEP_SCHEMA, batch_from_rows
@@ -218,6 +220,93 @@ def test_gpt_3_5_turbo_without_cache_price_bills_cached_tokens_as_input(jsonl_fi
     # gpt-3.5-turbo: $0.50 in, $1.50 out, no cached price -> 2000 * 0.5 + 100 * 1.5 = 1150
     t = totals(jsonl_file([openai_call("gpt-3.5-turbo", 2000, 1024, 100)]))
     assert close(t["cost_usd"], 1150 / MTOK)
+
+
+# --- recorded batch calls --------------------------------------------------------------------------------
+# genai-prices 0.2.3 has batch rates only from 2026-10-14: before that, the provider's batch terms apply.
+
+BEFORE_BATCH_RATES = "2026-10-01T12:00:00Z"
+WITH_BATCH_RATES = "2026-10-20T12:00:00Z"
+
+
+def batch_call(when: str, response: dict[str, Any]) -> dict[str, Any]:
+    return {"timestamp": when, "batch": True, "response": response}
+
+
+def gemini_response(model: str, prompt: int, cached: int, candidates: int) -> dict[str, Any]:
+    usage = {"promptTokenCount": prompt, "cachedContentTokenCount": cached, "candidatesTokenCount": candidates}
+    return {"modelVersion": model, "usageMetadata": usage}
+
+
+def test_anthropic_batch_call_before_batch_rates_is_half_price_cache_included(jsonl_file: Any) -> None:
+    # claude-sonnet-4-5 standard: uncached 100 x 3 + read 10000 x 0.30 + 5m 1500 x 3.75 + 1h 500 x 6 + out 400 x 15
+    # = 300 + 3000 + 5625 + 3000 + 6000 = 17925; Message Batches: every component at 50% -> 8962.5
+    record = batch_call(BEFORE_BATCH_RATES, claude_call(100, 10_000, 1_500, 500, 400)["response"])
+    (row,) = rows(jsonl_file([record]))
+    assert row["service_tier"] == "batch"
+    assert close(row["cost_input"], 150 / MTOK)
+    assert close(row["cost_cache_read"], 1500 / MTOK)
+    assert close(row["cost_cache_write"], (2812.5 + 1500) / MTOK)
+    assert close(row["cost_output"], 3000 / MTOK)
+    assert close(row["cost_total"], 8962.5 / MTOK)
+    assert row["price_ref"] == "genai-prices 0.2.3: anthropic/claude-sonnet-4-5 [batch terms: anthropic 50%]"
+
+
+def test_openai_batch_call_before_batch_rates_keeps_the_cached_input_rate(jsonl_file: Any) -> None:
+    # gpt-4.1: $2 input, $0.50 cached, $8 output. Batch API: 600 x 1 + 400 x 0.50 (not halved) + 100 x 4 = 1200
+    record = openai_call("gpt-4.1", 1000, 400, 100, when=BEFORE_BATCH_RATES, batch=True)
+    (row,) = rows(jsonl_file([record]))
+    assert close(row["cost_input"], 600 / MTOK)
+    assert close(row["cost_cache_read"], 200 / MTOK)
+    assert close(row["cost_output"], 400 / MTOK)
+    assert close(row["cost_total"], 1200 / MTOK)
+    assert row["price_ref"] == "genai-prices 0.2.3: openai/gpt-4.1 [batch terms: openai 50% (cache reads 100%)]"
+
+
+def test_gemini_batch_call_before_batch_rates_keeps_the_cache_rate(jsonl_file: Any) -> None:
+    # gemini-2.5-flash: $0.30 input, $0.03 cached, $2.50 output. Batch Mode: 600 x 0.15 + 400 x 0.03 + 100 x 1.25
+    # = 90 + 12 + 125 = 227
+    record = batch_call(BEFORE_BATCH_RATES, gemini_response("gemini-2.5-flash", 1000, 400, 100))
+    (row,) = rows(jsonl_file([record]))
+    assert close(row["cost_input"], 90 / MTOK)
+    assert close(row["cost_cache_read"], 12 / MTOK)
+    assert close(row["cost_output"], 125 / MTOK)
+    assert close(row["cost_total"], 227 / MTOK)
+    assert (
+        row["price_ref"] == "genai-prices 0.2.3: google/gemini-2.5-flash [batch terms: google 50% (cache reads 100%)]"
+    )
+
+
+def test_batch_call_with_batch_rates_in_the_price_data_uses_them(jsonl_file: Any) -> None:
+    # gemini-3.5-flash-lite: $0.30 input, $0.03 cached, $2.50 output. From 2026-10-14 genai-prices has its batch
+    # rates $0.15 / $0.02 / $1.25 (a cache rate the batch terms would not give): 600 x 0.15 + 400 x 0.02 + 100 x 1.25
+    # = 90 + 8 + 125 = 223; before that date, the terms: 90 + 400 x 0.03 + 125 = 227
+    response = gemini_response("gemini-3.5-flash-lite", 1000, 400, 100)
+    before, after = rows(jsonl_file([batch_call(BEFORE_BATCH_RATES, response), batch_call(WITH_BATCH_RATES, response)]))
+    assert close(before["cost_total"], 227 / MTOK)
+    assert close(after["cost_cache_read"], 8 / MTOK)
+    assert close(after["cost_total"], 223 / MTOK)
+    assert after["price_ref"] == "genai-prices 0.2.3: google/gemini-3.5-flash-lite [processing=batch]"
+    # a model whose batch rates equal the terms: the price data's rates are used, and named
+    (openai,) = rows(jsonl_file([openai_call("gpt-4.1", 1000, 400, 100, when=WITH_BATCH_RATES, batch=True)]))
+    assert close(openai["cost_total"], 1200 / MTOK)
+    assert openai["price_ref"] == "genai-prices 0.2.3: openai/gpt-4.1 [processing=batch]"
+
+
+def test_batch_terms_apply_on_top_of_price_file_rates_but_not_to_providers_without_terms(
+    jsonl_file: Any, tmp_path: Path
+) -> None:
+    prices = write_prices(
+        tmp_path,
+        "version: 1\nmodels:\n  - model: gpt-4.1\n    input: 4\n    output: 10\n"
+        "  - model: house-llm\n    provider: selfhosted\n    input: 1\n    output: 2\n",
+    )
+    house = openai_call("house-llm", 1000, 0, 100, when=BEFORE_BATCH_RATES, batch=True, provider="selfhosted")
+    negotiated = openai_call("gpt-4.1", 1000, 0, 100, when=WITH_BATCH_RATES, batch=True)
+    house_row, negotiated_row = rows(jsonl_file([house, negotiated]), prices)
+    assert close(house_row["cost_total"], (1000 * 1 + 100 * 2) / MTOK)  # no known batch terms: standard rates
+    assert close(negotiated_row["cost_total"], (1000 * 2 + 100 * 5) / MTOK)
+    assert negotiated_row["price_ref"].endswith("[batch terms: openai 50% (cache reads 100%)]")
 
 
 # --- unknown models ---------------------------------------------------------------------------------------
@@ -520,24 +609,46 @@ def table_of(calls: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_batches([batch_from_rows(rows)], schema=STEP_SCHEMA)
 
 
+BATCH_KEYS = {
+    "input_mtok": "input",
+    "cache_read_mtok": "cache_read",
+    "cache_write_mtok": "cache_write",
+    "cache_write_1h_mtok": "cache_write",
+    "output_mtok": "output",
+}
+
+
+def scaled(value: Any, factor: Decimal) -> Any:
+    if isinstance(value, gp.TieredPrices):
+        return gp.TieredPrices(value.base * factor, [gp.Tier(t.start, t.price * factor) for t in value.tiers])
+    return value * factor if isinstance(value, Decimal) else value
+
+
+def genai_price(call: dict[str, Any]) -> Decimal:
+    """genai-prices' own calculation; a batch call at a date it has no batch rates for is billed at the standard
+    rates times the provider's batch terms (the price book's documented fallback)."""
+    _, info = data_snapshot.get_snapshot().find_provider_model(call["model"], None, call["provider"], None)
+    prices = info.get_prices(call["when"], TIERS[call["service_tier"]])  # type: ignore[arg-type]
+    terms = BATCH_TERMS.get(call["provider"]) if call["service_tier"] == "batch" else None
+    if terms is not None and prices == info.get_prices(call["when"]):
+        factors = {key: terms.factor(component) for key, component in BATCH_KEYS.items()}
+        prices = gp.ModelPrice(**{k: scaled(v, factors.get(k, Decimal(1))) for k, v in prices.__dict__.items()})
+    usage = Usage(
+        input_tokens=call["input_tokens"],
+        cache_read_tokens=call["cache_read_tokens"],
+        cache_write_tokens=call["cache_write_tokens"],
+        cache_write_1h_tokens=call["cache_write_1h_tokens"],
+        output_tokens=call["output_tokens"],
+    )
+    return prices.calc_price(usage)["total_price"]
+
+
 def check_against_genai_prices(calls: list[dict[str, Any]]) -> None:
     priced = price_table(table_of(calls), PriceBook())
     out = priced.table.to_pylist()
     assert priced.unpriced == []
     for call, row in zip(calls, out, strict=True):
-        expected = calc_price(
-            Usage(
-                input_tokens=call["input_tokens"],
-                cache_read_tokens=call["cache_read_tokens"],
-                cache_write_tokens=call["cache_write_tokens"],
-                cache_write_1h_tokens=call["cache_write_1h_tokens"],
-                output_tokens=call["output_tokens"],
-            ),
-            call["model"],
-            provider_id=call["provider"],
-            genai_request_timestamp=call["when"],
-            price_context=TIERS[call["service_tier"]],  # type: ignore[arg-type]
-        ).total_price
+        expected = genai_price(call)
         assert math.isclose(row["cost_total"], float(expected), rel_tol=1e-9, abs_tol=1e-12), (call, row)
         # (cost_cache_saved may be negative: a 5m/1h write costs more than plain input)
         for name in COST_COLUMNS:

@@ -5,7 +5,8 @@ Prices used in the hand computations (USD per million tokens, genai-prices 0.2.3
 gpt-4.1 $2 input / $0.50 cached / $8 output; batch rates in the price data from 2026-10-14: $1 / $0.50 / $4.
 claude-sonnet-4-5 $3 input / $0.30 read / $3.75 5m write / $6 1h write / $15 output.
 gemini-2.5-flash $0.30 input / $0.03 cached / $2.50 output.
-simkit's T0 is 2026-10-01, before the price data's batch rates: there the provider's batch terms apply.
+simkit's T0 is 2026-10-01, before the price data's batch rates: there the price book applies the provider's batch
+terms (costscope.batch_terms).
 """
 
 from __future__ import annotations
@@ -54,8 +55,7 @@ def test_single_call_openai_gets_the_batch_discount_on_input_and_output_not_on_c
     assert r.calls["service_tier"].tolist() == ["batch"]
     priced = r.price()
     assert priced["price_ref"][0].as_py() == (
-        "genai-prices 0.2.3: openai/gpt-4.1 [batch: input, cache writes, output x0.5; cache reads x1, "
-        "costscope batch terms]"
+        "genai-prices 0.2.3: openai/gpt-4.1 [batch terms: openai 50% (cache reads 100%)]"
     )
     assert r.outcomes["batching"].details["batch_priced_by"] == {"price data": 0, "batch terms": 1}
     assert list(r.outcomes["batching"].details["batch_terms_used"]) == ["openai"]
@@ -169,14 +169,14 @@ def test_calls_recorded_as_batch_are_left_alone() -> None:
     assert after == before == pytest.approx(1400e-6)
 
 
-def test_recorded_batch_calls_the_price_data_cannot_price_as_batch_are_reported_when_repriced() -> None:
-    # at T0 the price data has no gpt-4.1 batch rates: the recorded batch call cost $2800e-6 as recorded; once the
-    # policy prices the batch tier (for the other call) it costs $1400e-6: reported as a correction, not a saving
+def test_recorded_batch_calls_without_batch_rates_in_the_price_data_are_already_billed_at_batch_terms() -> None:
+    # at T0 the price data has no gpt-4.1 batch rates: the price book bills the recorded batch call at OpenAI's
+    # batch terms ($1400e-6) before the policy runs, so only the other call's discount is a saving
     r, before, after = run([call(service_tier="batch"), call(trace_id="t2")])
-    assert before == pytest.approx(2 * 2800e-6)
+    assert before == pytest.approx(1400e-6 + 2800e-6)
     assert after == pytest.approx(2 * 1400e-6)
-    assert r.outcomes["batching"].details["recorded_batch_calls_repriced"] == 1
-    assert any("pricing correction" in note for note in r.outcomes["batching"].not_evaluated)
+    assert r.outcomes["batching"].details["calls_already_batch"] == 1
+    assert r.outcomes["batching"].not_evaluated == []
 
 
 # ---------------------------------------------------------------------------------------------- grouping

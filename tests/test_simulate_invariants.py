@@ -33,8 +33,9 @@ def traces(draw: st.DrawFn) -> list[dict[str, Any]]:
         context: list[dict[str, Any]] = [segment("system", f"sys{t % 2}", draw(st.integers(0, 3000)))]
         clock = draw(st.integers(0, 3600))
         for i in range(draw(st.integers(1, 6))):
-            new = segment(draw(st.sampled_from(["user", "tool_result"])), f"t{t}c{i}", draw(st.integers(1, 5000)),
-                          tool="grep")
+            new = segment(
+                draw(st.sampled_from(["user", "tool_result"])), f"t{t}c{i}", draw(st.integers(1, 5000)), tool="grep"
+            )
             context = [*context, new]
             recount = sum(s["tokens"] for s in context)
             inp = max(1, round(recount * draw(st.floats(0.8, 1.3))))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -12,14 +11,13 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import Field
 
-from ..pricing import UNDATED_PRICE_TIME, PriceBook, PriceEntry
+from ..batch_terms import BATCH_TERMS, BATCH_TIER
+from ..pricing import UNDATED_PRICE_TIME, PriceBook
 from ..steps import matching
 from .policy import Settings
 from .replay import Replay
 
 NAME = "batching"
-BATCH_TIER = "batch"
-"""The `service_tier` of a call sent through a batch API (what the price book prices at batch rates)."""
 DEPENDENT_KINDS = ("history", "tool_result")
 """Segment kinds that show a call re-sends what earlier calls of its trace said or fetched."""
 SHARED_KINDS = ("tools", "system")
@@ -79,102 +77,9 @@ Config = BatchingConfig
 # ---------------------------------------------------------------------------------------------- batch prices
 
 
-@dataclass(frozen=True)
-class BatchTerms:
-    """What one provider's batch API charges, as multipliers of its standard rates (checked in PROVIDERS.md §4)."""
-
-    input: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
-    output: Decimal
-    source: str
-
-    def factor(self, component: str) -> Decimal:
-        if component == "cache_write_1h":
-            return self.cache_write
-        value: Decimal = getattr(self, component)
-        return value
-
-    def describe(self) -> str:
-        """`input, output x0.5; cache reads x1` style: which components the discount covers."""
-        by_factor: dict[Decimal, list[str]] = {}
-        for name, label in (("input", "input"), ("cache_read", "cache reads"), ("cache_write", "cache writes")):
-            by_factor.setdefault(self.factor(name), []).append(label)
-        by_factor.setdefault(self.output, []).append("output")
-        parts = [f"{', '.join(labels)} x{factor.normalize():f}" for factor, labels in sorted(by_factor.items())]
-        return "; ".join(parts)
-
-
-HALF, FULL = Decimal("0.5"), Decimal(1)
-BATCH_TERMS: dict[str, BatchTerms] = {
-    "anthropic": BatchTerms(
-        HALF, HALF, HALF, HALF, "Anthropic Message Batches: all usage at 50%, cache reads and writes included"
-    ),
-    "openai": BatchTerms(
-        HALF, FULL, HALF, HALF, "OpenAI Batch API: 50% off input and output (cached input kept at its own rate)"
-    ),
-    "google": BatchTerms(
-        HALF, FULL, HALF, HALF, "Gemini Batch Mode: 50% off input and output, the cache rate is not halved"
-    ),
-}
-"""Providers with a batch API and its discount, used where the price data has no batch rates for a call's model
-and date (genai-prices 0.2.3 lists them for many models from 2026-10-14 only). OpenAI's per-model batch cached-input
-rates vary, so cache reads keep their standard rate there (a conservative saving). Writes are billed as input.
-Sources: platform.claude.com/docs/en/build-with-claude/batch-processing, platform.openai.com/docs/guides/batch,
-developers.googleblog.com/scale-your-ai-workloads-batch-mode-gemini-api (launched 2025-07-07)."""
-
-
-def batch_entry(book: PriceBook, provider: str | None, model: str, when: datetime) -> PriceEntry | None:
-    """The price of a batch call: the price data's batch rates when it has them, else the standard rates times the
-    provider's `BATCH_TERMS` (exact Decimal rates; the price_ref says which)."""
-    priced = book.resolve(provider, model, BATCH_TIER, when)
-    standard = book.resolve(provider, model, None, when)
-    terms = BATCH_TERMS.get(provider or "")
-    if priced is None or standard is None or priced.rates != standard.rates or terms is None:
-        return priced
-    # rates without a price of their own keep falling back to the (discounted) input or write rate
-    rates = {
-        c: (r.scaled(terms.factor(c)) if r is not None and c != "requests" else r) for c, r in priced.rates.items()
-    }
-    return PriceEntry(
-        ref=f"{priced.ref} [batch: {terms.describe()}, costscope batch terms]", source=priced.source, rates=rates
-    )
-
-
-class BatchPriceBook(PriceBook):
-    """The replay's price book with the `batch` tier priced by `batch_entry` (every other key as the inner book).
-
-    The batching policy puts it on its own fork of the replay, so the engine's pricing and the budget policy's
-    `live_costs` both see the batch rates."""
-
-    def __init__(self, inner: PriceBook) -> None:
-        super().__init__(rules=inner.rules, rules_source=inner.rules_source)
-        self.inner = inner
-        self._batch: dict[tuple[str | None, str, datetime], PriceEntry | None] = {}
-
-    @property
-    def sources(self) -> list[str]:
-        return self.inner.sources
-
-    def unused_rules(self) -> list[str]:
-        return self.inner.unused_rules()
-
-    def resolve(self, provider: str | None, model: str, service_tier: str | None, when: datetime) -> PriceEntry | None:
-        if service_tier != BATCH_TIER:
-            return self.inner.resolve(provider, model, service_tier, when)
-        key = (provider, model, when)
-        if key not in self._batch:
-            self._batch[key] = batch_entry(self.inner, provider, model, when)
-        return self._batch[key]
-
-
-def _inner_book(book: PriceBook) -> PriceBook:
-    return book.inner if isinstance(book, BatchPriceBook) else book
-
-
 def batch_pricing(book: PriceBook, calls: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """Per call of `rows`: `price data` (the price book has batch rates at its date), `batch terms` (the provider's
-    discount from BATCH_TERMS) or None (the provider offers no batch API that costscope knows of)."""
+    """Per call of `rows`: `price data` (the price data has batch rates at its date), `batch terms` (the price book
+    applies the provider's discount from BATCH_TERMS) or None (the provider offers no batch API costscope knows of)."""
     out = np.full(len(rows), None, dtype=object)
     if not len(rows):
         return out
@@ -188,13 +93,12 @@ def batch_pricing(book: PriceBook, calls: pd.DataFrame, rows: np.ndarray) -> np.
     )
     codes = keys.groupby(["provider", "model", "day"], sort=False, dropna=False).ngroup().to_numpy()
     first = np.unique(codes, return_index=True)[1]
-    inner = _inner_book(book)
     verdicts = np.empty(len(first), dtype=object)
     for code, row in zip(codes[first], first, strict=True):
         provider, model, day = keys.iloc[row]
         provider = None if pd.isna(provider) else provider
         when = UNDATED_PRICE_TIME if day < 0 else datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=int(day))
-        verdicts[code] = _verdict(inner, provider, None if pd.isna(model) else model, when)
+        verdicts[code] = _verdict(book, provider, None if pd.isna(model) else model, when)
     out[:] = verdicts[codes]
     return out
 
@@ -203,7 +107,7 @@ def _verdict(book: PriceBook, provider: str | None, model: str | None, when: dat
     if model is not None:
         priced = book.resolve(provider, model, BATCH_TIER, when)
         standard = book.resolve(provider, model, None, when)
-        if priced is not None and standard is not None and priced.rates != standard.rates:
+        if priced is not None and standard is not None and priced.rates != standard.rates and not priced.batch_terms:
             return "price data"
     return "batch terms" if (provider or "") in BATCH_TERMS else None
 
@@ -379,20 +283,14 @@ def apply(config: BatchingConfig, replay: Replay) -> None:
     calls = replay.calls
     live = replay.live
     matched = live & selected(config.when, calls)
-    recorded_batch = live & (calls["service_tier"].to_numpy(dtype=object) == BATCH_TIER)
-    already = matched & recorded_batch
+    already = matched & (calls["service_tier"].to_numpy(dtype=object) == BATCH_TIER)
     loops = agent_loop_calls(replay)
     skipped_loop = matched & ~already & loops & (not config.allow_agent_loops)
     candidates = np.flatnonzero(matched & ~already & ~skipped_loop)
     pricing = batch_pricing(replay.book, calls, candidates)
     known = pd.notna(pricing)
     batched, unsupported = candidates[known], candidates[~known]
-    repriced = 0
-    if len(batched):
-        calls.loc[batched, "service_tier"] = BATCH_TIER
-        if not isinstance(replay.book, BatchPriceBook):
-            replay.book = BatchPriceBook(replay.book)
-            repriced = int((batch_pricing(replay.book, calls, np.flatnonzero(recorded_batch)) == "batch terms").sum())
+    calls.loc[batched, "service_tier"] = BATCH_TIER
     grouping = _group(config, replay, matched & ~skipped_loop) if config.group_size is not None else None
     counts = {
         "matched": int(matched.sum()),
@@ -401,10 +299,9 @@ def apply(config: BatchingConfig, replay: Replay) -> None:
         "skipped_agent_loop": int(skipped_loop.sum()),
         "batched_in_agent_loops": int(loops[batched].sum()),
         "live": int(live.sum()),
-        "recorded_batch_repriced": repriced,
     }
     outcome.assumptions.extend(_assumptions(config, grouping))
-    outcome.not_evaluated.extend(_not_evaluated(calls, unsupported, grouping, repriced))
+    outcome.not_evaluated.extend(_not_evaluated(calls, unsupported, grouping))
     outcome.risks.update(_risks(counts, grouping))
     outcome.details.update(_details(config, counts, pricing, calls, candidates, grouping))
 
@@ -446,16 +343,8 @@ def _assumptions(config: BatchingConfig, grouping: _Grouping | None) -> list[str
     return out
 
 
-def _not_evaluated(
-    calls: pd.DataFrame, unsupported: np.ndarray, grouping: _Grouping | None, repriced: int
-) -> list[str]:
+def _not_evaluated(calls: pd.DataFrame, unsupported: np.ndarray, grouping: _Grouping | None) -> list[str]:
     out = []
-    if repriced:
-        out.append(
-            f"{_calls(repriced)} recorded as batch calls have no batch rates in the price data at their date: the "
-            "recorded cost priced them at standard rates, this replay at their provider's batch terms, so part of the "
-            "saving shown is a pricing correction of calls already batched, not this policy's"
-        )
     if len(unsupported):
         providers = pd.Series(calls["provider"].to_numpy(dtype=object)[unsupported]).fillna("(no provider)")
         counts = providers.value_counts()
@@ -497,7 +386,6 @@ def _details(
         "calls_matched": counts["matched"],
         "calls_batched": counts["batched"],
         "calls_already_batch": counts["already_batch"],
-        "recorded_batch_calls_repriced": counts["recorded_batch_repriced"],
         "calls_skipped_agent_loop": counts["skipped_agent_loop"],
         "calls_no_batch_api": int(len(unsupported)),
         "no_batch_api_by_provider": {str(k): int(v) for k, v in sorted(providers.value_counts().items())},

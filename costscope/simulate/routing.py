@@ -3,68 +3,27 @@
 from __future__ import annotations
 
 import fnmatch
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache, cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from genai_prices import data_snapshot
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from ..errors import ConfigError
 from ..pricing import UNDATED_PRICE_TIME
-from ..tokens import native_encoding
 from .policy import Settings
 from .replay import Outcome, Replay
+from .routing_rules import RoutingWhen, column_values, first_matches
+from .token_ratios import Ratios, canonical, genai_identity, per_distinct, per_pair, tokenizer_family
 
 NAME = "routing"
 
-Patterns = str | list[str]
 Ratio = Annotated[float, Field(gt=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
-
-
-class RoutingWhen(Settings):
-    """Conditions of one rule: every condition given must hold (none given: every call matches)."""
-
-    agent: Patterns | None = Field(default=None, description="Agent names (glob patterns, case-sensitive); any.")
-    operation: Patterns | None = Field(default=None, description="Operation names (glob patterns); any.")
-    tenant: Patterns | None = Field(default=None, description="Tenant names (glob patterns); any.")
-    model: Patterns | None = Field(default=None, description="The call's current model (glob patterns); any.")
-    step_min: int | None = Field(default=None, ge=1, description="First position in the trace (1 = first LLM call).")
-    step_max: int | None = Field(default=None, ge=1, description="Last position in the trace (inclusive).")
-    input_tokens_min: int | None = Field(default=None, ge=0, description="Least input tokens (as sent at this point).")
-    input_tokens_max: int | None = Field(default=None, ge=0, description="Most input tokens (inclusive).")
-    output_tokens_min: int | None = Field(default=None, ge=0, description="Least recorded output tokens.")
-    output_tokens_max: int | None = Field(default=None, ge=0, description="Most recorded output tokens (inclusive).")
-    keywords: list[Annotated[str, Field(min_length=1)]] | None = Field(
-        default=None,
-        min_length=1,
-        description="Words or phrases, any of which must appear (whole word, any case; in the first 512 characters "
-        "of a user message).",
-    )
-    keywords_in: Literal["last_user", "task", "either"] = Field(
-        default="last_user",
-        description="Where keywords are looked for: `last_user` (the latest user message up to this call), "
-        "`task` (the trace's first user message) or `either`.",
-    )
-
-    @model_validator(mode="after")
-    def _ordered_bounds(self) -> RoutingWhen:
-        for name in ("step", "input_tokens", "output_tokens"):
-            low, high = getattr(self, f"{name}_min"), getattr(self, f"{name}_max")
-            if low is not None and high is not None and low > high:
-                raise ValueError(f"{name}_min ({low}) is above {name}_max ({high})")
-        return self
-
-    @property
-    def uses_output(self) -> bool:
-        return self.output_tokens_min is not None or self.output_tokens_max is not None
 
 
 class RoutingRule(Settings):
@@ -102,58 +61,6 @@ class RoutingConfig(Settings):
 
 Config = RoutingConfig
 
-_DEFAULT_RATIOS: dict[str, tuple[float, str]] = {
-    "claude": (1.2, "Claude's tokenizer counts about 16-30% more tokens than OpenAI's on the same English and code"),
-    "claude-opus-4-7": (1.55, "Claude Opus 4.7's tokenizer counts about 30% more tokens than earlier Claude models"),
-    "o200k": (1.0, "o200k_base counts English text about like cl100k_base"),
-    "cl100k": (1.0, "the model's own encoding"),
-    "gemini": (1.0, "no published ratio for Gemini's tokenizer"),
-}
-"""Billed tokens per cl100k_base token by tokenizer family, when the data shows none. Sources: PROVIDERS.md §7
-(VentureBeat May 2025: Claude 3.5 +16% English, +21% math, +30% Python vs GPT-4o; Anthropic's Opus 4.7 token
-counting doc: "approximately 30 percent more tokens")."""
-
-
-def _family(model: str | None) -> str | None:
-    """The tokenizer family of a model name: models of one family count the same text alike (None: unknown)."""
-    name = (model or "").lower().rsplit("/", 1)[-1]
-    if "claude-opus-4-7" in name:
-        return "claude-opus-4-7"
-    if "claude" in name:
-        return "claude"
-    if "gemini" in name:
-        return "gemini"
-    encoding = native_encoding(name)
-    if encoding is None:
-        return None
-    return "cl100k" if encoding == "cl100k_base" else "o200k"
-
-
-@cache
-def _genai_identity(provider: str | None, model: str) -> tuple[str, str] | None:
-    """genai-prices' (provider id, model id) for a logged model name: equal for aliases and dated snapshots."""
-    snapshot = data_snapshot.get_snapshot()
-    for provider_id in ([provider] if provider else []) + [None]:
-        try:
-            found_provider, info = snapshot.find_provider_model(model, None, provider_id, None)
-        except LookupError:
-            continue
-        return found_provider.id, info.id
-    return None
-
-
-def _canonical(provider: str | None, model: str | None) -> str:
-    identity = _genai_identity(provider, model) if model else None
-    return "/".join(identity) if identity else f"{provider}/{model}"
-
-
-def _per_distinct(values: pd.Series | np.ndarray, function: Any) -> np.ndarray:
-    """`function` of each value, computed once per distinct value (object array out; None for missing)."""
-    codes, uniques = pd.factorize(values)
-    results = np.array([function(u) for u in uniques] + [function(None)], dtype=object)
-    out: np.ndarray = results[codes]
-    return out
-
 
 @dataclass(frozen=True)
 class _Target:
@@ -169,13 +76,15 @@ def _target(index: int, rule: RoutingRule, replay: Replay) -> _Target:
     genai-prices or the price file does (None when nobody knows)."""
     provider = rule.provider or _seen_provider(replay, rule.to)
     if provider is None:
-        identity = _genai_identity(None, rule.to)
+        identity = genai_identity(None, rule.to)
         provider = identity[0] if identity else None
     if provider is None:
         provider = next(
             (r.provider for r in replay.book.rules if r.provider and fnmatch.fnmatchcase(rule.to, r.model)), None
         )
-    return _Target(rule.name or f"rule {index + 1}", rule.to, provider, _canonical(provider, rule.to), _family(rule.to))
+    return _Target(
+        rule.name or f"rule {index + 1}", rule.to, provider, canonical(provider, rule.to), tokenizer_family(rule.to)
+    )
 
 
 def _seen_provider(replay: Replay, model: str) -> str | None:
@@ -185,122 +94,6 @@ def _seen_provider(replay: Replay, model: str) -> str | None:
         return None
     counts = pd.Series(found.to_pylist()).value_counts()
     return str(min(counts.index[counts == counts.max()]))
-
-
-# ---------------------------------------------------------------------------------------------- matching
-
-
-class _Context:
-    """What the rules look up, built on first use: each text column factorized once; per recorded call (row of
-    `base`), its position among its trace's LLM calls in replay order (1 = first), the trace's task (its first
-    user message) and the latest user message so far."""
-
-    def __init__(self, replay: Replay) -> None:
-        self._base = replay.base
-        self._calls = replay.calls
-        self._distinct: dict[str, tuple[np.ndarray, list[str]]] = {}
-
-    def glob(self, column: str, patterns: Patterns) -> np.ndarray:
-        """Calls whose `column` matches one of the glob patterns (case-sensitive, as `--model`/`--agent`);
-        a missing value never matches. Each column is factorized once for all rules."""
-        if column not in self._distinct:
-            codes, distinct = pd.factorize(self._calls[column])
-            self._distinct[column] = (codes, [str(u) for u in distinct])
-        codes, uniques = self._distinct[column]
-        wanted = [patterns] if isinstance(patterns, str) else patterns
-        hits = np.array([any(fnmatch.fnmatchcase(u, p) for p in wanted) for u in uniques] + [False])
-        selected: np.ndarray = hits[codes]
-        return selected
-
-    @cached_property
-    def _trace(self) -> np.ndarray:
-        codes: np.ndarray = pd.factorize(self._base["trace_id"].to_pandas(), use_na_sentinel=False)[0]
-        return codes
-
-    @cached_property
-    def position(self) -> np.ndarray:
-        position: np.ndarray = (pd.Series(self._trace).groupby(self._trace).cumcount() + 1).to_numpy()
-        return position
-
-    @cached_property
-    def task(self) -> pd.Series:
-        first: pd.Series = self._base["prompt_text"].to_pandas().groupby(self._trace).transform("first")
-        return first
-
-    @cached_property
-    def last_user(self) -> pd.Series:
-        latest: pd.Series = self._base["prompt_text"].to_pandas().groupby(self._trace).ffill()
-        return latest
-
-
-def _keyword_pattern(words: list[str]) -> re.Pattern[str]:
-    """Any of `words` as a whole word or phrase (runs of spaces match any whitespace), in any case."""
-    parts = [r"\s+".join(re.escape(part) for part in word.split()) for word in words]
-    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.IGNORECASE)
-
-
-def _contains(texts: pd.Series | np.ndarray, pattern: re.Pattern[str]) -> np.ndarray:
-    hits: np.ndarray = _per_distinct(texts, lambda t: t is not None and pattern.search(t) is not None)
-    return hits.astype(bool)
-
-
-def _column(calls: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
-    """A text column of `calls` at `rows`, as Python objects (None where missing)."""
-    return _objects(calls[name].take(rows))
-
-
-def _objects(values: pd.Series) -> np.ndarray:
-    """A text Series as an object array with None (not NaN) where missing."""
-    out: np.ndarray = values.to_numpy(dtype=object, copy=True)
-    out[values.isna().to_numpy()] = None
-    return out
-
-
-def _within(values: np.ndarray, low: int | None, high: int | None) -> np.ndarray:
-    mask = np.ones(len(values), dtype=bool)
-    if low is not None:
-        mask &= values >= low
-    if high is not None:
-        mask &= values <= high
-    return mask
-
-
-def _rule_mask(when: RoutingWhen, calls: pd.DataFrame, context: _Context, candidates: np.ndarray) -> np.ndarray:
-    """Calls among `candidates` that meet every condition of `when` (keywords last: the only costly test)."""
-    mask = candidates.copy()
-    for column in ("agent", "operation", "tenant", "model"):
-        patterns = getattr(when, column)
-        if patterns is not None:
-            mask &= context.glob(column, patterns)
-    origin = calls["origin"].to_numpy()
-    if when.step_min is not None or when.step_max is not None:
-        mask &= _within(context.position[origin], when.step_min, when.step_max)
-    mask &= _within(calls["input_tokens"].to_numpy(), when.input_tokens_min, when.input_tokens_max)
-    mask &= _within(calls["output_tokens"].to_numpy(), when.output_tokens_min, when.output_tokens_max)
-    if when.keywords and mask.any():
-        rows = np.flatnonzero(mask)
-        pattern = _keyword_pattern(when.keywords)
-        found = np.zeros(len(rows), dtype=bool)
-        if when.keywords_in in ("last_user", "either"):
-            own = _column(calls, "prompt_text", rows)
-            latest = _objects(context.last_user.take(origin[rows]))
-            found |= _contains(np.where(pd.isna(own), latest, own), pattern)
-        if when.keywords_in in ("task", "either"):
-            found |= _contains(context.task.take(origin[rows]), pattern)
-        mask[rows] = found
-    return mask
-
-
-def _first_matches(rules: list[RoutingRule], replay: Replay) -> np.ndarray:
-    """Per call: the index of the first rule it matches, -1 for none (only live calls are routed)."""
-    context = _Context(replay)
-    open_ = replay.live.copy()
-    rule_of = np.full(len(replay.calls), -1, dtype=np.int64)
-    for index, rule in enumerate(rules):
-        mask = _rule_mask(rule.when, replay.calls, context, open_)
-        rule_of[mask] = index
-        open_ &= ~mask
-    return rule_of
 
 
 # ---------------------------------------------------------------------------------------------- prices
@@ -313,7 +106,7 @@ def _unpriced_routed(targets: list[_Target], rows: np.ndarray, rule: np.ndarray,
     ConfigError rather than calls that would silently cost nothing."""
     start = replay.calls["start"].to_numpy()[rows]
     day = np.where(np.isnan(start), -1, np.floor(np.nan_to_num(start) / 86_400e6)).astype(np.int64)
-    keys = pd.DataFrame({"rule": rule, "tier": _column(replay.calls, "service_tier", rows), "day": day})
+    keys = pd.DataFrame({"rule": rule, "tier": column_values(replay.calls, "service_tier", rows), "day": day})
     group = keys.groupby(["rule", "tier", "day"], dropna=False, sort=False).ngroup().to_numpy()
     priced = np.array(
         [
@@ -340,78 +133,6 @@ def _price_time(day: int) -> datetime:
     return UNDATED_PRICE_TIME if day < 0 else datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=int(day))
 
 
-# ---------------------------------------------------------------------------------------------- tokens
-
-
-class _Ratios:
-    """Billed input tokens per counted token (cl100k_base offline), per model: what re-tokenization multiplies by.
-
-    Looked up in order: `input_token_ratios`; the median reported/recounted scale of that model's calls with
-    content in the data; the median of its tokenizer family in the data; a documented family default; 1.0."""
-
-    def __init__(self, config: RoutingConfig, replay: Replay) -> None:
-        self.overrides = config.input_token_ratios
-        self.scale = replay.content_scale()
-        base = replay.base
-        models, providers = base["model"].to_pandas(), base["provider"].to_pandas()
-        usable = np.isfinite(self.scale) & (self.scale > 0)
-        usable &= pc.fill_null(pc.equal(base["usage_source"], "reported"), False).to_numpy(zero_copy_only=False)
-        frame = pd.DataFrame(
-            {
-                "canonical": _per_pair(providers[usable], models[usable], _canonical),
-                "family": _per_distinct(models[usable], _family),
-                "scale": self.scale[usable],
-            }
-        )
-        self.by_model = _medians(frame, "canonical")
-        self.by_family = _medians(frame, "family")
-        self.used: dict[str, dict[str, Any]] = {}
-
-    def ratio(self, provider: str | None, model: str | None) -> float:
-        """The ratio of one model (remembered with its basis for the report)."""
-        label = model or "(no model)"
-        if label not in self.used:
-            self.used[label] = self._lookup(provider, model)
-        value: float = self.used[label]["ratio"]
-        return value
-
-    def _lookup(self, provider: str | None, model: str | None) -> dict[str, Any]:
-        for pattern, value in self.overrides.items():
-            if model and fnmatch.fnmatchcase(model, pattern):
-                return {"ratio": value, "basis": f"input_token_ratios {pattern!r}", "assumed": False}
-        canonical, family = _canonical(provider, model), _family(model)
-        if canonical in self.by_model:
-            median, size = self.by_model[canonical]
-            return {"ratio": median, "basis": f"median over {size} calls in the data", "assumed": False}
-        if family in self.by_family:
-            median, size = self.by_family[family]
-            return {"ratio": median, "basis": f"median over {size} {family}-family calls in the data", "assumed": False}
-        if family in _DEFAULT_RATIOS:
-            value, why = _DEFAULT_RATIOS[family]
-            return {"ratio": value, "basis": f"default for the {family} family: {why}", "assumed": family != "cl100k"}
-        return {"ratio": 1.0, "basis": "no known ratio: counted like cl100k_base", "assumed": True}
-
-
-def _medians(frame: pd.DataFrame, key: str) -> dict[str, tuple[float, int]]:
-    """Median content scale and number of calls per value of `key`."""
-    agg = frame.dropna(subset=[key]).groupby(key)["scale"].agg(["median", "size"])
-    return {str(k): (float(m), int(n)) for k, m, n in agg.itertuples()}
-
-
-def _per_pair(providers: pd.Series | np.ndarray, models: pd.Series | np.ndarray, function: Any) -> np.ndarray:
-    """`function(provider, model)` computed once per distinct pair."""
-    p_codes, p_uniques = pd.factorize(providers)
-    m_codes, m_uniques = pd.factorize(models)
-    width = len(m_uniques) + 1
-    pair_codes, pairs = pd.factorize((p_codes.astype(np.int64) + 1) * width + m_codes + 1)
-    results = []
-    for pair in pairs:
-        p, m = divmod(int(pair), width)
-        results.append(function(p_uniques[p - 1] if p else None, m_uniques[m - 1] if m else None))
-    out: np.ndarray = np.array(results, dtype=object)[pair_codes]
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- routing
 
 
@@ -425,7 +146,7 @@ class _Tokens:
     """The call changes tokenizer family (its tokens are re-tokenized)."""
     content: np.ndarray
     """Re-tokenized from its logged content (recounted tokens), not from a model-level ratio."""
-    ratios: _Ratios | None
+    ratios: Ratios | None
 
 
 def _token_factors(
@@ -436,20 +157,20 @@ def _token_factors(
     model-level ratio (the answer keeps its length in text) x the rule's `output_ratio`."""
     calls = replay.calls
     models, providers = calls["model"].take(rows), calls["provider"].take(rows)
-    source_family = _per_distinct(models, _family)
+    source_family = per_distinct(models, tokenizer_family)
     target_family = np.array([t.family for t in targets], dtype=object)[rule]
     cross = ~((source_family == target_family) & pd.notna(source_family))
     output_ratio = np.array([r.output_ratio for r in config.rules], dtype=np.float64)[rule]
     tokens = _Tokens(np.ones(len(rows)), output_ratio, cross, np.zeros(len(rows), dtype=bool), None)
     if not cross.any():
         return tokens
-    ratios = tokens.ratios = _Ratios(config, replay)
+    ratios = tokens.ratios = Ratios(config.input_token_ratios, replay)
     per_rule = np.ones(len(targets))
     for index in np.unique(rule[cross]).tolist():
         per_rule[index] = ratios.ratio(targets[index].provider, targets[index].model)
     target = per_rule[rule]
     source = np.ones(len(rows))
-    source[cross] = _per_pair(providers[cross], models[cross], ratios.ratio).astype(np.float64)
+    source[cross] = per_pair(providers[cross], models[cross], ratios.ratio).astype(np.float64)
     scale = ratios.scale[calls["origin"].to_numpy()[rows]]
     recorded = ((calls["added_by"] == "") & calls["has_content"]).to_numpy()[rows]
     tokens.content = cross & recorded & np.isfinite(scale) & (scale > 0)
@@ -489,7 +210,7 @@ def _draws(replay: Replay, rows: np.ndarray) -> np.ndarray:
     file_hash = pd.util.hash_array(np.array(files.dictionary.to_pylist(), dtype=object))
     source = file_hash[files.indices.to_numpy(zero_copy_only=False)[origin]]
     line = replay.base["line"].to_numpy(zero_copy_only=False)[origin].astype(np.uint64)
-    added = _column(calls, "added_by", rows)
+    added = column_values(calls, "added_by", rows)
     key = source ^ (line * np.uint64(0x9E3779B97F4A7C15))
     if (added != "").any():
         rank = calls.groupby(["origin", "added_by"], sort=False).cumcount().to_numpy()[rows].astype(np.uint64)
@@ -526,10 +247,10 @@ def apply(config: RoutingConfig, replay: Replay) -> None:
     """Route the live calls by the first rule each matches (calls already on the target stay), re-run the
     escalated ones on their original model, and report the share of calls and recorded spend moved."""
     targets = [_target(i, rule, replay) for i, rule in enumerate(config.rules)]
-    rule_of = _first_matches(config.rules, replay)
+    rule_of = first_matches([rule.when for rule in config.rules], replay)
     calls = replay.calls
     matched = np.flatnonzero(rule_of >= 0)
-    current = _per_pair(calls["provider"].take(matched), calls["model"].take(matched), _canonical)
+    current = per_pair(calls["provider"].take(matched), calls["model"].take(matched), canonical)
     target_of = np.array([t.canonical for t in targets], dtype=object)[rule_of[matched]]
     rows = matched[current != target_of]
     rule = rule_of[rows]
