@@ -17,12 +17,17 @@ from .policy import Settings
 from .replay import Replay
 
 NAME = "response_cache"
-BLOCK = 512
+BLOCK = 256
 """Calls compared with the cache per matrix product (semantic mode)."""
 EXAMPLES = 3
 """False hits listed in the details (by file and line, not by content: prompts are user data)."""
 _TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SCOPES = {
+    "trace": "each trace has its own cache",
+    "tenant": "each tenant has its own cache",
+    "global": "all calls share one cache",
+}
 
 
 class ResponseCacheConfig(Settings):
@@ -125,7 +130,7 @@ class _Lookups:
     """Recorded response text (object; None when not logged) of each lookup."""
     lookup_of_row: np.ndarray
     """Per row of `replay.calls`: the lookup it belongs to (-1: none); in task mode every live call of a trace."""
-    where: list[str]
+    where: list[Any]
     """Per lookup: the index into `base` of its call (prompt mode) or its trace id (task mode), for examples."""
 
 
@@ -133,18 +138,17 @@ def apply(config: ResponseCacheConfig, replay: Replay) -> None:
     """Replay the cache over the live recorded calls in time order; drop the calls it would have served."""
     outcome = replay.outcomes[NAME]
     lookups = _lookups(config, replay, outcome.not_evaluated)
-    entry, similarity_of = _replay_cache(config, lookups)
+    entry, prompt_similarity = _replay_cache(config, lookups)
     hits = np.flatnonzero(entry >= 0)
     served = np.zeros(len(lookups.time) + 1, dtype=bool)
     served[hits] = True
     mask = served[lookups.lookup_of_row]  # -1 reads the last, always False
     replay.drop(mask, NAME)
-    output_similarity = _output_similarity(lookups, hits, entry[hits])
-    compared = ~np.isnan(output_similarity)
-    false = compared & (output_similarity < config.false_hit_below)
-    evaluated = len(lookups.time)
+    response_similarity = similarity.paired(lookups.output[hits], lookups.output[entry[hits]])
+    compared = ~np.isnan(response_similarity)
+    false = compared & (response_similarity < config.false_hit_below)
     outcome.assumptions.extend(_assumptions(config))
-    outcome.risks["hit_rate"] = len(hits) / evaluated if evaluated else 0.0
+    outcome.risks["hit_rate"] = len(hits) / len(lookups.time) if len(lookups.time) else 0.0
     outcome.risks["false_hits"] = int(false.sum())
     if compared.any() or not len(hits):
         outcome.risks["false_hit_rate"] = float(false.sum() / compared.sum()) if compared.any() else 0.0
@@ -153,7 +157,7 @@ def apply(config: ResponseCacheConfig, replay: Replay) -> None:
             f"{int((~compared).sum())} of {len(hits)} hits could not be checked for a false hit: the recorded "
             "response text of the call or of the cached entry is missing"
         )
-    examples = _examples(hits, entry[hits], similarity_of[hits], output_similarity, false)
+    examples = _examples(hits, entry[hits], prompt_similarity[hits], response_similarity, false)
     outcome.details.update(
         {
             "mode": config.mode,
@@ -161,12 +165,13 @@ def apply(config: ResponseCacheConfig, replay: Replay) -> None:
             "scope": config.scope,
             "ttl_seconds": None if config.ttl is None else config.ttl_seconds,
             "threshold": config.threshold if config.mode == "semantic" else None,
-            "lookups": evaluated,
+            "lookups": len(lookups.time),
             "hits": len(hits),
             "hit_rate": outcome.risks["hit_rate"],
             **_hit_kinds(lookups, hits, entry[hits]),
             "calls_not_made": int(mask.sum()),
             "hits_compared": int(compared.sum()),
+            "hits_response_differs": int((compared & (response_similarity < 1.0)).sum()),
             "false_hits": int(false.sum()),
             "false_hit_examples": [_example(config, replay, lookups, *example) for example in examples],
         }
@@ -178,53 +183,41 @@ def apply(config: ResponseCacheConfig, replay: Replay) -> None:
 
 def _lookups(config: ResponseCacheConfig, replay: Replay, not_evaluated: list[str]) -> _Lookups:
     calls = replay.calls
+    exact_calls = config.mode == "exact" and config.match_on == "prompt"
     recorded = replay.live & (calls["added_by"] == "").to_numpy()
-    frame = calls.loc[recorded, ["tenant", "model", "request_hash", "prompt_text", "output_text", "start"]]
-    frame = frame.assign(
+    columns = ["tenant", "model", "request_hash", "output_text", "start"] + ([] if exact_calls else ["prompt_text"])
+    frame = calls.loc[recorded, columns].assign(
         trace=calls["trace_id"].fillna("\0").to_numpy()[recorded],
         row=np.flatnonzero(recorded),
         where=calls["origin"].to_numpy()[recorded],
     )
-    frame["prompt_text"] = _blank_to_none(frame["prompt_text"])
-    what = "calls"
+    if not exact_calls:
+        frame["prompt_text"] = similarity.blank_to_none(frame["prompt_text"])
     if config.match_on == "task":
-        frame, what = _traces(frame), "traces"
-    keyed = frame["request_hash" if config.mode == "exact" and config.match_on == "prompt" else "prompt_text"].notna()
-    timed = np.isfinite(frame["start"].to_numpy(dtype=np.float64))
-    missing = "request hash (the request body was not logged)" if config.mode == "exact" else "user message text"
-    if config.match_on == "task":
-        missing = "task (no call of the trace logged a user message)"
-    if (~keyed).any():
-        not_evaluated.append(f"{int((~keyed).sum())} of {len(frame)} {what} have no {missing}: never looked up")
-    if (keyed & ~timed).any():
-        not_evaluated.append(f"{int((keyed & ~timed).sum())} {what} have no start time: never looked up")
-    frame = frame[keyed.to_numpy() & timed]
-    scope = {"trace": frame["trace"], "tenant": frame["tenant"], "global": pd.Series("", index=frame.index)}
-    keys = [scope[config.scope].fillna("\0")]
-    if not config.share_across_models:
-        keys.append(frame["model"].fillna("\0"))
-    group = frame.groupby(keys, sort=True, dropna=False).ngroup().to_numpy() if len(frame) else np.zeros(0, int)
+        frame = _traces(frame)
+    frame = _evaluable(config, frame, not_evaluated)
+    group = _cache_codes(config, frame)
     order = np.lexsort((np.arange(len(frame)), frame["start"].to_numpy(dtype=np.float64), group))
     frame, group = frame.iloc[order], group[order]
-    text_key, distinct = _text_codes(frame["prompt_text"])
-    vectors = similarity.embed(list(distinct)) if config.mode == "semantic" else None
-    exact_calls = config.mode == "exact" and config.match_on == "prompt"
-    key = pd.factorize(frame["request_hash"])[0] if exact_calls else text_key
+    if exact_calls:
+        key = np.asarray(pd.factorize(frame["request_hash"])[0], dtype=np.int64)
+        text_key, distinct = np.full(len(frame), -1, dtype=np.int64), list[str]()
+    else:
+        text_key, distinct = similarity.text_codes(frame["prompt_text"])
+        key = text_key
     lookup_of_row = np.full(len(calls), -1, dtype=np.int64)
     if config.match_on == "task":
         index = pd.Series(np.arange(len(frame)), index=frame["trace"].to_numpy())
-        lookup_of_row = (
-            index.reindex(calls["trace_id"].fillna("\0").to_numpy()).fillna(-1).to_numpy(np.int64, copy=True)
-        )
-        lookup_of_row[~replay.live] = -1
+        found = index.reindex(calls["trace_id"].fillna("\0").to_numpy()).to_numpy(dtype=np.float64)
+        lookup_of_row = np.where(replay.live & ~np.isnan(found), np.nan_to_num(found, nan=-1), -1).astype(np.int64)
     else:
         lookup_of_row[frame["row"].to_numpy()] = np.arange(len(frame))
     return _Lookups(
-        group=np.asarray(group, dtype=np.int64),
+        group=group,
         time=frame["start"].to_numpy(dtype=np.float64),
-        key=np.asarray(key, dtype=np.int64),
-        vectors=vectors,
-        text_key=np.asarray(text_key, dtype=np.int64),
+        key=key,
+        vectors=similarity.embed(distinct) if config.mode == "semantic" else None,
+        text_key=text_key,
         request_hash=frame["request_hash"].to_numpy(dtype=object),
         output=frame["output_text"].to_numpy(dtype=object),
         lookup_of_row=lookup_of_row,
@@ -232,19 +225,32 @@ def _lookups(config: ResponseCacheConfig, replay: Replay, not_evaluated: list[st
     )
 
 
-def _blank_to_none(texts: pd.Series) -> pd.Series:
-    """The texts with empty or whitespace-only ones as None (checked once per distinct text)."""
-    codes, distinct = pd.factorize(texts, use_na_sentinel=True)
-    blank = np.array([not str(t).strip() for t in distinct] + [True], dtype=bool)
-    return texts.where(~blank[codes])
+def _evaluable(config: ResponseCacheConfig, frame: pd.DataFrame, not_evaluated: list[str]) -> pd.DataFrame:
+    """The lookups that have a key and a start time; the others are counted in `not_evaluated`."""
+    exact_calls = config.mode == "exact" and config.match_on == "prompt"
+    keyed = frame["request_hash" if exact_calls else "prompt_text"].notna().to_numpy()
+    timed = np.isfinite(frame["start"].to_numpy(dtype=np.float64))
+    what = "traces" if config.match_on == "task" else "calls"
+    missing = "request hash (the request body was not logged)" if exact_calls else "user message text"
+    if config.match_on == "task":
+        missing = "task (no call of the trace logged a user message)"
+    if (~keyed).any():
+        not_evaluated.append(f"{int((~keyed).sum())} of {len(frame)} {what} have no {missing}: never looked up")
+    if (keyed & ~timed).any():
+        not_evaluated.append(f"{int((keyed & ~timed).sum())} {what} have no start time: never looked up")
+    kept: pd.DataFrame = frame[keyed & timed]
+    return kept
 
 
-def _text_codes(texts: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Per text: the code of its `normalize`d form (-1 for None), and the distinct normalized forms."""
-    codes, distinct = pd.factorize(texts, use_na_sentinel=True)
-    normal_codes, normal = pd.factorize(pd.Series([similarity.normalize(t) for t in distinct], dtype=object))
-    mapped = np.append(np.asarray(normal_codes, dtype=np.int64), -1)
-    return mapped[codes], list(normal)
+def _cache_codes(config: ResponseCacheConfig, frame: pd.DataFrame) -> np.ndarray:
+    """Per lookup: its cache (scope value, and model unless shared), as compact int codes."""
+    scope = {"trace": "trace", "tenant": "tenant", "global": None}[config.scope]
+    code = np.zeros(len(frame), dtype=np.int64)
+    for column in [scope, None if config.share_across_models else "model"]:
+        if column is not None:
+            values, distinct = pd.factorize(frame[column].fillna("\0"))
+            code = code * (len(distinct) + 1) + values
+    return np.asarray(pd.factorize(code)[0], dtype=np.int64)
 
 
 def _traces(frame: pd.DataFrame) -> pd.DataFrame:
@@ -295,7 +301,7 @@ def _replay_cache(config: ResponseCacheConfig, lookups: _Lookups) -> tuple[np.nd
         near: dict[int, list[tuple[int, float]]] = {}
         if threshold is not None:
             stored = cache.stored(times[int(block[0])]) if first == current else []
-            near = _candidates(lookups, block, stored, threshold)
+            near = _candidates(lookups, block, stored, threshold, ttl, caps[int(block[0])] is not None)
         for i in block.tolist():
             if groups[i] != current:
                 current, cache = groups[i], _Cache(ttl, caps[i])
@@ -386,46 +392,42 @@ class _Cache:
 
 
 def _candidates(
-    lookups: _Lookups, block: np.ndarray, stored: list[int], threshold: float
+    lookups: _Lookups, block: np.ndarray, stored: list[int], threshold: float, ttl: float, evicts: bool
 ) -> dict[int, list[tuple[int, float]]]:
-    """Per lookup of `block`: the entries of its cache at least `threshold` similar to it, stored before the block
-    (`stored`, all of the block's first cache) or earlier in the block. Whether one is still alive is checked later.
+    """Per lookup of `block`: the entries of its cache at least `threshold` similar to it and not expired, stored
+    before the block (`stored`, of the block's first cache) or earlier in the block (those only if they missed,
+    which the replay checks). Unless the cache `evicts`, an entry stored before the block is still there when a
+    lookup of the block comes, so only the best one is kept.
 
     One matrix product of the block against the stored entries and one against itself: (block + entries) x
     DIMENSIONS multiply-adds per lookup.
     """
     assert lookups.vectors is not None
     queries = lookups.vectors[lookups.key[block]]
-    groups = lookups.group[block]
     found: dict[int, list[tuple[int, float]]] = {}
     for entries in (np.asarray(stored, dtype=np.int64), block):
         if not len(entries):
             continue
         scores = queries @ lookups.vectors[lookups.key[entries]].T
-        hit = (scores >= threshold) & (groups[:, None] == lookups.group[entries][None, :])
+        hit = (scores >= threshold) & (lookups.group[block][:, None] == lookups.group[entries][None, :])
+        hit &= lookups.time[block][:, None] - lookups.time[entries][None, :] <= ttl
         if entries is block:
             hit = np.tril(hit, -1)
-        rows, cols = np.nonzero(hit)
+            rows, cols = np.nonzero(hit)
+        elif not evicts:
+            # the best entry per lookup: highest score, then the latest stored
+            masked = np.where(hit, scores, -np.inf)
+            rows = np.flatnonzero(masked.max(axis=1) > -np.inf)
+            top = masked[rows] == masked[rows].max(axis=1)[:, None]
+            cols = np.where(top, entries[None, :], -1).argmax(axis=1)
+        else:
+            rows, cols = np.nonzero(hit)
         for r, e, s in zip(block[rows].tolist(), entries[cols].tolist(), scores[rows, cols].tolist(), strict=True):
             found.setdefault(r, []).append((e, min(s, 1.0)))
     return found
 
 
 # ---------------------------------------------------------------- what the hits mean
-
-
-def _output_similarity(lookups: _Lookups, hits: np.ndarray, entries: np.ndarray) -> np.ndarray:
-    """Per hit: cosine of the call's recorded response and the entry's (1 when identical; NaN when one is missing)."""
-    out = np.full(len(hits), np.nan)
-    codes, distinct = _text_codes(_blank_to_none(pd.Series(np.r_[lookups.output[hits], lookups.output[entries]])))
-    own, cached = codes[: len(hits)], codes[len(hits) :]
-    known = (own >= 0) & (cached >= 0)
-    if not known.any():
-        return out
-    vectors = similarity.embed(distinct, idf=False)
-    scores = np.einsum("ij,ij->i", vectors[own[known]], vectors[cached[known]]).astype(np.float64)
-    out[known] = np.where(own[known] == cached[known], 1.0, np.minimum(scores, 1.0))
-    return out
 
 
 def _hit_kinds(lookups: _Lookups, hits: np.ndarray, entries: np.ndarray) -> dict[str, int]:
@@ -476,7 +478,7 @@ def _assumptions(config: ResponseCacheConfig) -> list[str]:
         "A hit returns the cached response instead of making the call: the call costs nothing (no cache or "
         "embedding cost is counted).",
         f"Entries are stored by the call that missed, usable from its start (parallel identical calls are assumed "
-        f"to wait for one another), and {ttl}; each {config.scope} has its own cache"
+        f"to wait for one another), and {ttl}; {_SCOPES[config.scope]}"
         + ("." if config.share_across_models else ", per model (as routed)."),
         "Only recorded calls are looked up and stored; calls added by earlier policies (summaries, escalations) "
         "are always made.",
