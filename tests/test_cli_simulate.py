@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from goldens import assert_golden
 from typer.testing import CliRunner
 
 from costscope import api
@@ -81,3 +82,33 @@ def test_policy_schema_is_published(tmp_path: Path) -> None:
     published = (ROOT / "schemas" / "policy-v1.json").read_text(encoding="utf-8")
     assert out == published, "schemas/policy-v1.json is stale: costscope policy-schema > schemas/policy-v1.json"
     assert api.policy_schema_json() == out
+
+
+def test_all_policies_on_the_samples_is_golden_and_deterministic() -> None:
+    args = ("simulate", str(SAMPLES), "--policy", str(POLICIES / "all.yaml"), "--no-cache")
+    code, first, _ = _run(*args, "--format", "markdown")
+    assert code == 0
+    assert first == _run(*args, "--format", "markdown")[1]
+    assert_golden("simulate_samples_all.md", first.replace(str(ROOT) + "/", ""))
+    data = json.loads(_run(*args, "--format", "json")[1])
+    (scenario,) = data["scenarios"]
+    joint = scenario["runs"][-1]
+    assert [r["technique"] for r in scenario["runs"]][-1] == "joint" and len(scenario["runs"]) == 8
+    assert 0 < joint["saved_usd"] < scenario["sum_of_parts_saved_usd"]
+    assert joint["cost_before_usd"] == data["baseline"]["cost_usd"]
+    assert all(r["cost_after_usd"] >= 0 for r in scenario["runs"])
+
+
+def test_sweep_and_backtest_tables() -> None:
+    code, out, _ = _run(
+        "simulate", str(SAMPLES), "-p", str(POLICIES / "response-cache.yaml"), "--sweep", "threshold=0.85,0.95"
+    )
+    assert code == 0
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("0.85 ", "0.95 "))]
+    assert [r[0] for r in rows] == ["0.85", "0.95"]
+    code, out, _ = _run(
+        "simulate", str(SAMPLES / "coding_agent.jsonl.gz"), "-p", str(POLICIES / "prompt-cache.yaml"), "--backtest"
+    )
+    assert code == 0
+    (usd_row,) = [line.split() for line in out.splitlines() if line.strip().startswith("usd ")]
+    assert abs(float(usd_row[-1].rstrip("%"))) <= 5.0  # the backtest target: dollars within 5% of the record

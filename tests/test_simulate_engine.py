@@ -59,22 +59,24 @@ def _template(rows: list[dict]) -> engine.Replay:
 def test_no_policy_replays_the_record_unchanged() -> None:
     rows = [call(), call(start=5, model="gpt-4.1-mini", output_tokens=7)]
     result = simulate_scenario(_template(rows), _scenario())
-    assert [r.technique for r in result.runs] == ["joint"]
+    assert [r["technique"] for r in result.rows] == ["joint"]
     assert cost(result.joint.table) == cost(table(rows, BOOK))
+    assert result.rows[0]["saved_usd"] == 0.0
 
 
 def test_alone_and_joint_runs(fakes: None) -> None:
     rows = [call(), call(start=5)]
     result = simulate_scenario(_template(rows), _scenario("halver", "dropper"))
-    assert [r.technique for r in result.runs] == ["halver", "dropper", "joint"]
-    halver, dropper, joint = (cost(r.table) for r in result.runs)
+    assert [r["technique"] for r in result.rows] == ["halver", "dropper", "joint"]
+    halver, dropper, joint = (r["cost_after_usd"] for r in result.rows)
     one = 1000 * IN + 100 * OUT
     assert halver == pytest.approx(2 * (1000 * IN + 50 * OUT))
     assert dropper == pytest.approx(one)
     assert joint == pytest.approx(1000 * IN + 50 * OUT)
     saved_alone = (2 * one - halver) + (2 * one - dropper)
     assert 2 * one - joint != pytest.approx(saved_alone)  # the joint saving is not the sum of the parts
-    assert result.runs[1].calls_dropped == {"dropper": 1}
+    assert result.rows[1]["calls_not_made"] == {"dropper": 1}
+    assert cost(result.joint.table) == pytest.approx(joint)
 
 
 def test_added_calls_are_priced_and_get_their_own_identity(fakes: None) -> None:

@@ -35,7 +35,7 @@ def test_truncation_then_compression_is_not_the_sum_of_the_parts() -> None:
     result = simulate_scenario(make_template(recorded, BOOK), scenario)
     before = cost(recorded)
     assert before == pytest.approx((1100 + 6100 + 6200) * IN + 300 * OUT)
-    truncation, compression, joint = (before - cost(run.table) for run in result.runs)
+    truncation, compression, joint = (row["saved_usd"] for row in result.rows)
     # truncation alone: the result keeps 1,000 of 5,000 tokens in steps 2 and 3
     assert truncation == pytest.approx(2 * 4000 * IN)
     # compression alone: step 2 (6,100 > 5,000) summarizes the result into 200 tokens, keeps the last turn;
@@ -44,4 +44,4 @@ def test_truncation_then_compression_is_not_the_sum_of_the_parts() -> None:
     # jointly: after truncation step 2 sends 2,100 tokens, under the budget: nothing is left to compress
     assert joint == pytest.approx(truncation)
     assert joint != pytest.approx(truncation + compression)
-    assert [run.calls_added for run in result.runs] == [{}, {"compression": 1}, {}]
+    assert [row["calls_added"] for row in result.rows] == [{}, {"compression": 1}, {}]

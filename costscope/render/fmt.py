@@ -13,6 +13,8 @@ MISSING = "—"
 def usd(value: float | None) -> str:
     if value is None:
         return MISSING
+    if value < 0:
+        return "-" + usd(-value)
     if abs(value) >= 100:
         return f"${value:,.2f}"
     if abs(value) >= 1:

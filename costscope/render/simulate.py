@@ -111,7 +111,9 @@ def detail_lines(run: dict[str, Any]) -> list[str]:
 
 def sweep_rows(sweep: dict[str, Any]) -> tuple[list[str], Rows]:
     risk_names = list(dict.fromkeys(k for p in sweep["points"] for k in p["risks"]))
-    header = [sweep["key"], "cost after", "saved", "saved %", *risk_names]
+    short = [name.rsplit(".", 1)[-1] for name in risk_names]
+    labels = short if len(set(short)) == len(short) else risk_names
+    header = [sweep["key"], "cost after", "saved", "saved %", *labels]
     rows = [
         [
             str(p["value"]),
@@ -130,11 +132,11 @@ def backtest_rows(backtest: dict[str, Any]) -> tuple[list[str], Rows]:
     overall = backtest.get("overall", backtest)
     header = ["figure", "actual", "predicted", "error"]
     rows = []
-    for name in ("cache_read_tokens", "cache_write_tokens", "cost_usd"):
+    for name in ("cache_read_tokens", "cache_write_tokens", "usd"):
         actual, predicted = overall.get(f"actual_{name}"), overall.get(f"predicted_{name}")
         if actual is None and predicted is None:
             continue
-        fmt: Callable[[Any], str] = usd if name == "cost_usd" else tokens
+        fmt: Callable[[Any], str] = usd if name == "usd" else (lambda v: tokens(None if v is None else int(v)))
         error = (predicted - actual) / actual * 100 if actual else None
         rows.append([name, fmt(actual), fmt(predicted), MISSING if error is None else f"{error:+.1f}%"])
     return header, rows
@@ -147,9 +149,9 @@ def _rich_table(title: str, header: list[str], rows: Rows, first_width: int = 28
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
     for i, name in enumerate(header):
         if i == 0:
-            table.add_column(name, overflow="fold", max_width=first_width)
+            table.add_column(name, overflow="fold", max_width=first_width, min_width=min(len(name), first_width))
         else:
-            table.add_column(name, justify="right", no_wrap=True)
+            table.add_column(name, justify="right", min_width=min(len(name), 10))
     for row in rows:
         table.add_row(*row)
     return table

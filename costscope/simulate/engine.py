@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -34,12 +34,11 @@ class Run:
 @dataclass
 class ScenarioResult:
     scenario: Scenario
-    runs: list[Run]
-    """One run per enabled policy alone, then the joint run (when more than one policy is enabled)."""
-
-    @property
-    def joint(self) -> Run:
-        return self.runs[-1]
+    rows: list[dict[str, Any]]
+    """The report row (`summarize`) of each enabled policy alone, then of the joint run (when more than one
+    policy is enabled)."""
+    joint: Run
+    """The last run, kept whole: its priced projection is what `--output` writes."""
 
 
 def run_policies(template: Replay, scenario: Scenario, technique: str, content: bool = False) -> Run:
@@ -60,23 +59,44 @@ def run_policies(template: Replay, scenario: Scenario, technique: str, content: 
     )
 
 
+def summarize(before: pa.Table, run: Run) -> dict[str, Any]:
+    """One row of the report: a technique alone, or the joint replay."""
+    return {
+        "technique": run.technique,
+        "policies": run.policies,
+        **money_summary(before, run.table),
+        "calls_added": run.calls_added,
+        "calls_not_made": run.calls_dropped,
+        "by_agent": money_by(before, run.table, "agent"),
+        "by_model": money_by(before, run.table, "model"),
+        "outcomes": {name: asdict(outcome) for name, outcome in run.outcomes.items()},
+    }
+
+
 def simulate_scenario(template: Replay, scenario: Scenario, content: bool = False) -> ScenarioResult:
     """Each technique alone, then the joint replay (the single run when at most one policy is enabled: a file
-    enabling none replays the record unchanged, which must save exactly nothing)."""
+    enabling none replays the record unchanged, which must save exactly nothing). Each run is summarized as soon
+    as it is priced and only the last one is kept, so memory holds two projections at most, not one per policy."""
     alone = len(scenario.enabled) == 1
-    runs = [run_policies(template, scenario.only(name), name, content and alone) for name in scenario.enabled]
+    rows, run = [], None
+    for name in scenario.enabled:
+        run = run_policies(template, scenario.only(name), name, content and alone)
+        rows.append(summarize(template.base, run))
     if not alone:
-        runs.append(run_policies(template, scenario, JOINT, content))
-    return ScenarioResult(scenario, runs)
+        run = run_policies(template, scenario, JOINT, content)
+        rows.append(summarize(template.base, run))
+    assert run is not None
+    return ScenarioResult(scenario, rows, run)
 
 
-def sweep(template: Replay, scenario: Scenario, key: str, values: list[Any]) -> list[tuple[Any, Run]]:
-    """The joint replay once per value of one setting (the savings curve)."""
-    out = []
+def sweep(template: Replay, scenario: Scenario, key: str, values: list[Any]) -> list[dict[str, Any]]:
+    """The joint replay once per value of one setting (the savings curve): money and risks at each value."""
+    points = []
     for value in values:
-        changed = with_value(scenario, key, value)
-        out.append((value, run_policies(template, changed, JOINT)))
-    return out
+        run = run_policies(template, with_value(scenario, key, value), JOINT)
+        risks = {f"{p}.{k}": v for p, o in run.outcomes.items() for k, v in o.risks.items()}
+        points.append({"value": value, **money_summary(template.base, run.table), "risks": risks})
+    return points
 
 
 def make_template(calls: pa.Table, book: PriceBook) -> Replay:

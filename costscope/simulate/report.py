@@ -11,35 +11,17 @@ import pyarrow as pa
 from .. import __version__
 from .. import attribution as attr
 from ..pricing import Unpriced
-from .engine import JOINT, Run, ScenarioResult, money_by, money_summary
+from .engine import JOINT, ScenarioResult
 
 SIMULATION_REPORT_VERSION = 1
-
-
-def _outcomes(run: Run) -> dict[str, Any]:
-    return {name: asdict(outcome) for name, outcome in run.outcomes.items()}
-
-
-def run_dict(before: pa.Table, run: Run) -> dict[str, Any]:
-    """One row of the report: a technique alone, or the joint replay."""
-    return {
-        "technique": run.technique,
-        "policies": run.policies,
-        **money_summary(before, run.table),
-        "calls_added": run.calls_added,
-        "calls_not_made": run.calls_dropped,
-        "by_agent": money_by(before, run.table, "agent"),
-        "by_model": money_by(before, run.table, "model"),
-        "outcomes": _outcomes(run),
-    }
 
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def scenario_dict(before: pa.Table, result: ScenarioResult) -> dict[str, Any]:
-    runs = [run_dict(before, run) for run in result.runs]
+def scenario_dict(result: ScenarioResult) -> dict[str, Any]:
+    runs = result.rows
     joint = runs[-1]
     alone = [r for r in runs if r["technique"] != JOINT]
     risks: dict[str, Any] = {}
@@ -61,13 +43,8 @@ def scenario_dict(before: pa.Table, result: ScenarioResult) -> dict[str, Any]:
     }
 
 
-def sweep_dict(before: pa.Table, scenario: str, key: str, points: list[tuple[Any, Run]]) -> dict[str, Any]:
-    rows = []
-    for value, run in points:
-        money = money_summary(before, run.table)
-        risks = {f"{p}.{k}": v for p, o in run.outcomes.items() for k, v in o.risks.items()}
-        rows.append({"value": value, **money, "risks": risks})
-    return {"scenario": scenario, "key": key, "points": rows}
+def sweep_dict(scenario: str, key: str, points: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"scenario": scenario, "key": key, "points": points}
 
 
 @dataclass

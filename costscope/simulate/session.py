@@ -66,7 +66,7 @@ def simulate_recorded(
     report = SimulationReport(
         inputs=recorded.inputs,
         baseline=baseline_dict(calls),
-        scenarios=[scenario_dict(calls, result) for result in results],
+        scenarios=[scenario_dict(result) for result in results],
         price_sources=recorded.book.sources,
         unpriced=recorded.unpriced,
         warnings=list(recorded.warnings),
@@ -74,7 +74,7 @@ def simulate_recorded(
     if sweep_spec is not None:
         first = scenarios[0]
         points = sweep(template, first, sweep_spec.key, list(sweep_spec.values))
-        report.sweep = sweep_dict(calls, first.name, sweep_spec.key, points)
+        report.sweep = sweep_dict(first.name, sweep_spec.key, points)
     if with_backtest:
         from .backtest import backtest
 
