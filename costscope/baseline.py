@@ -9,6 +9,7 @@ Money is float USD rounded to nano-dollars here, so an unchanged run compares as
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -348,11 +349,14 @@ def summarize(steps: PricedSteps) -> Baseline:
 
 
 def create(
-    paths: list[str], options: AnalyzeOptions | None = None, stdin: BinaryIO | None = None
+    paths: list[str],
+    options: AnalyzeOptions | None = None,
+    stdin: BinaryIO | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Baseline, list[str]]:
     """Read and price `paths` and summarize them; also returns the run's warnings (skips, unpriced models)."""
     options = options or AnalyzeOptions()
-    steps = load_priced_steps(paths, options, stdin)
+    steps = load_priced_steps(paths, options, stdin, progress)
     return summarize(steps), build_report(steps, options).warnings
 
 

@@ -12,6 +12,7 @@ the current run's point estimate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, BinaryIO, Literal
@@ -384,6 +385,7 @@ def run(
     format_in: str | None = None,
     strict: bool = False,
     stdin: BinaryIO | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CheckResult:
     """Read the baseline, read and price the current traces, and compare."""
     if settings.baseline is None:
@@ -394,5 +396,5 @@ def run(
         )
     base = baselines.read(settings.baseline)
     options = AnalyzeOptions(prices=settings.prices, format_in=format_in, strict=strict)
-    current, warnings = baselines.create(paths, options, stdin)
+    current, warnings = baselines.create(paths, options, stdin, progress)
     return compare(base, current, settings, baseline_file=settings.baseline, warnings=warnings)

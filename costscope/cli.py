@@ -105,6 +105,18 @@ def _progress() -> Iterator[Callable[[int, int], None] | None]:
 PathsArgument = Annotated[
     list[str] | None, typer.Argument(help="Trace files, directories (recursive), globs, or - for stdin.")
 ]
+
+
+@contextmanager
+def _busy(message: str) -> Iterator[None]:
+    """A transient spinner on stderr while a long step after parsing runs (a terminal only, never in CI)."""
+    if not sys.stderr.isatty() or os.environ.get("CI"):
+        yield
+        return
+    with Console(stderr=True).status(message):
+        yield
+
+
 ClaudeOption = Annotated[bool, typer.Option("--claude", help="Also read Claude Code's logs (CLAUDE_CONFIG_DIR).")]
 CodexOption = Annotated[bool, typer.Option("--codex", help="Also read Codex CLI's sessions (CODEX_HOME).")]
 NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Parse every file afresh (skip the parse cache).")]
@@ -270,7 +282,8 @@ def simulate(
         if output and len(policy or []) > 1:
             raise ConfigError("--output writes one projection: give one --policy with it")
         steps = _priced_steps(_inputs(paths, claude, codex), options)
-        report, projected = api.build_simulation(steps, policy or [], sweep, backtest, content=bool(output))
+        with _busy("replaying the policies"):
+            report, projected = api.build_simulation(steps, policy or [], sweep, backtest, content=bool(output))
         if output:
             api.write_steps(projected[0], output)
     except CostscopeError as exc:
@@ -360,7 +373,8 @@ def baseline(
     """Record a run's cost per trace, agent, model and operation as the baseline 'costscope check' compares with."""
     options = api.AnalyzeOptions(prices=prices, format_in=format_in, strict=strict)
     try:
-        summary, warnings = baselines.create(paths, options, sys.stdin.buffer)
+        with _progress() as progress:
+            summary, warnings = baselines.create(paths, options, sys.stdin.buffer, progress)
         if output != "-":
             baselines.write(summary, output)
     except CostscopeError as exc:
@@ -445,7 +459,10 @@ def check(
     }
     try:
         settings = load_check_settings(options, config)
-        result = checks.run(paths, settings, format_in=format_in, strict=strict, stdin=sys.stdin.buffer)
+        with _progress() as progress:
+            result = checks.run(
+                paths, settings, format_in=format_in, strict=strict, stdin=sys.stdin.buffer, progress=progress
+            )
     except CostscopeError as exc:
         raise _fail(exc) from None
     for warning in result.warnings:
@@ -456,16 +473,6 @@ def check(
 
 
 # ---------------------------------------------------------------- report (HTML) and forecast
-
-
-@contextmanager
-def _busy(message: str) -> Iterator[None]:
-    """A transient spinner on stderr while a long step after parsing runs (a terminal only, never in CI)."""
-    if not sys.stderr.isatty() or os.environ.get("CI"):
-        yield
-        return
-    with Console(stderr=True).status(message):
-        yield
 
 
 @app.command()
