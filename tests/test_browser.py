@@ -244,12 +244,13 @@ def test_write_readme_screenshot(tmp_path: Path) -> None:
     samples = ROOT / "sample_traces"
     steps = api.load_priced_steps([str(samples)], api.AnalyzeOptions(prices=str(samples / "prices.yaml")))
     page = tmp_path / "report.html"
-    page.write_text(render_html(htmlreport.build(steps)), encoding="utf-8")
+    policies = [str(samples / "policies" / "all.yaml")]
+    page.write_text(render_html(htmlreport.build(steps, policies)), encoding="utf-8")
     target = ROOT / "docs" / "report.png"
     target.parent.mkdir(exist_ok=True)
     subprocess.run(
         [str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={target}",
-         "--window-size=1280,2400", page.as_uri()],
+         "--window-size=1280,5600", page.as_uri()],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     assert target.stat().st_size > 10_000
