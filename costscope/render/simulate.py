@@ -24,11 +24,13 @@ def _figure(name: str, value: Any) -> str:
     """A risk or detail value: shares and rates as %, counts as integers, money as USD."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
-    if name.endswith(("_share", "_rate")):
+    if "_share" in name or name.endswith("_rate"):
         return f"{value * 100:.1f}%"
     if name.endswith("_usd"):
         return usd(float(value))
-    return f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
+    if isinstance(value, int) or (abs(value) >= 1000 and float(value).is_integer()):
+        return f"{int(value):,}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def _technique(run: dict[str, Any], joint: str) -> str:

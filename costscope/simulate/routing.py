@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import PurePath
 from typing import Annotated, Any
 
 import numpy as np
@@ -201,13 +202,15 @@ def _move(replay: Replay, rows: np.ndarray, rule: np.ndarray, targets: list[_Tar
 
 
 def _draws(replay: Replay, rows: np.ndarray) -> np.ndarray:
-    """Per call of `rows`, a number in [0, 1) fixed by the call's identity (its file and line; for a call an
-    earlier policy added, also that policy and the call's rank among its additions from the same recorded call),
-    so a call escalates or not whatever else the data holds, and a higher rate only adds escalations."""
+    """Per call of `rows`, a number in [0, 1) fixed by the call's identity (its file's name and line — the name
+    without its directory, so that the same file read by another path draws the same; for a call an earlier
+    policy added, also that policy and the call's rank among its additions from the same recorded call), so a
+    call escalates or not whatever else the data holds, and a higher rate only adds escalations."""
     calls = replay.calls
     origin = calls["origin"].to_numpy()[rows]
     files = pc.dictionary_encode(replay.base["source"]).combine_chunks()
-    file_hash = pd.util.hash_array(np.array(files.dictionary.to_pylist(), dtype=object))
+    names = [PurePath(name).name for name in files.dictionary.to_pylist()]
+    file_hash = pd.util.hash_array(np.array(names, dtype=object))
     source = file_hash[files.indices.to_numpy(zero_copy_only=False)[origin]]
     line = replay.base["line"].to_numpy(zero_copy_only=False)[origin].astype(np.uint64)
     added = column_values(calls, "added_by", rows)
