@@ -399,7 +399,9 @@ def _splittable_parser(source: InputFile, size: int, format_in: str | None) -> s
     if source.path is None or size < SPLIT_MIN_BYTES:
         return None
     try:
-        if source.prefix(2)[:2] == GZIP_MAGIC or source.prefix(2)[:4] == b"PAR1":
+        with open(source.path, "rb") as fh:  # the raw bytes: `prefix` is decompressed, offsets are not
+            magic = fh.read(4)
+        if magic[:2] == GZIP_MAGIC or magic == b"PAR1":
             return None
         parser = get_parser(format_in) if format_in else detect(source)
     except InputError:

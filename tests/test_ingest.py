@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import pickle
@@ -149,3 +150,14 @@ def test_a_big_file_parsed_in_parts_equals_one_pass(tmp_path: Path, monkeypatch:
     assert split.skips.counts == whole.skips.counts and whole.skips.total == 3
     with pytest.raises(InputError, match=r"big\.jsonl:138: malformed JSON"):
         load_steps([str(path)], workers=2, strict=True)
+
+
+def test_a_big_gzip_file_is_never_cut_at_compressed_offsets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = write_calls(tmp_path / "big.jsonl", 300)
+    packed = tmp_path / "big.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes(), mtime=0))
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(ingest, "SPLIT_MIN_BYTES", 0)
+    split = load_steps([str(packed)], workers=2)
+    assert split.skips.total == 0
+    assert split.table.num_rows == load_steps([str(plain)], workers=1).table.num_rows == 300
