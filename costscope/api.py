@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 from . import attribution as attr
 from . import suggest as suggestions
 from .composition import analyze_composition
+from .convert import ConvertOptions, ConvertResult
+from .convert import convert as convert_dataset
 from .errors import ConfigError, InputError
 from .findings import FindOptions, find
 from .parsers.native import write_jsonl
@@ -27,7 +29,26 @@ from .simulate.session import Recorded, Sweep, load_scenarios, simulate_recorded
 from .steps import Filters, LoadResult, load_steps
 from .suggest import Suggestion
 
-__all__ = ["AnalyzeOptions", "analyze", "load_priced_steps", "simulate", "suggest", "tokens", "write_steps"]
+if TYPE_CHECKING:
+    from .baseline import Baseline
+    from .check import CheckResult
+    from .check_config import CheckSettings
+
+__all__ = [
+    "AnalyzeOptions",
+    "ConvertOptions",
+    "analyze",
+    "analyze_dataset",
+    "baseline_dataset",
+    "check_dataset",
+    "convert",
+    "load_priced_steps",
+    "simulate",
+    "simulate_dataset",
+    "suggest",
+    "tokens",
+    "write_steps",
+]
 
 
 @dataclass(frozen=True)
@@ -249,3 +270,65 @@ def notes(steps: PricedSteps) -> tuple[dict[str, object], list[str]]:
 def policy_schema_json() -> str:
     """The JSON Schema of version-1 policy files, as published in `schemas/policy-v1.json`."""
     return json.dumps(policy_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+# ---------------------------------------------------------------- datasets (costscope convert) and engines
+
+
+def convert(
+    paths: list[str],
+    out: str,
+    options: ConvertOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ConvertResult:
+    """Write the inputs' step table as a Parquet dataset partitioned by day and tenant (re-runs append new inputs)."""
+    return convert_dataset(paths, out, options or ConvertOptions(), progress)
+
+
+def dataset_input(paths: list[str], engine: str = "local", scheduler: str | None = None) -> str | None:
+    """The dataset directory when `paths` is one, else None (trace files); `--engine dask` needs a dataset."""
+    from . import engines
+
+    return engines.dataset_input(paths, engine, scheduler)
+
+
+def analyze_dataset(
+    path: str, options: AnalyzeOptions = AnalyzeOptions(), engine: str = "local", scheduler: str | None = None
+) -> Report:
+    """`analyze` of a dataset, part by part on the local or the dask engine (identical reports)."""
+    from . import engines
+
+    return engines.analyze(path, options, engine, scheduler)
+
+
+def simulate_dataset(
+    path: str,
+    policies: list[str],
+    options: AnalyzeOptions = AnalyzeOptions(),
+    sweep: str | None = None,
+    backtest: bool = False,
+    engine: str = "local",
+    scheduler: str | None = None,
+) -> SimulationReport:
+    """`simulate` of a dataset: each part replayed whole (parts follow the policies' state scope)."""
+    from . import engines
+
+    return engines.simulate(path, policies, options, sweep, backtest, engine, scheduler)
+
+
+def baseline_dataset(
+    path: str, options: AnalyzeOptions = AnalyzeOptions(), engine: str = "local", scheduler: str | None = None
+) -> tuple[Baseline, list[str]]:
+    """The baseline of a dataset and the run's warnings."""
+    from . import engines
+
+    return engines.baseline(path, options, engine, scheduler)
+
+
+def check_dataset(
+    path: str, settings: CheckSettings, engine: str = "local", scheduler: str | None = None
+) -> CheckResult:
+    """`costscope check` with the current run read from a dataset."""
+    from . import engines
+
+    return engines.check(path, settings, engine, scheduler)

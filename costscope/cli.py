@@ -132,6 +132,25 @@ ModelOption = Annotated[list[str] | None, typer.Option("--model", help="Only the
 AgentOption = Annotated[list[str] | None, typer.Option("--agent", help="Only these agents (glob patterns).")]
 
 
+class EngineName(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+EngineOption = Annotated[
+    EngineName,
+    typer.Option(
+        "--engine",
+        help="Where a dataset (costscope convert) is processed: local (this process, part by part) or dask "
+        "(a Dask cluster; pip install 'costscope[dask]').",
+    ),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(help="Dask scheduler of a running cluster, e.g. tcp://10.0.0.5:8786 (default: a local cluster)."),
+]
+
+
 @app.command()
 def analyze(
     paths: PathsArgument = None,
@@ -162,15 +181,28 @@ def analyze(
         bool,
         typer.Option("--findings", help="Also list the cost leaks, with dollars at stake and the policy fixing each."),
     ] = False,
+    engine: EngineOption = EngineName.local,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Where does the money go? Cost per model, agent, trace, tenant and day from reported usage."""
     filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
     options = _options(_split(by) or ("model",), top, filters, prices, format_in, strict, no_cache)
     try:
-        steps = _priced_steps(_inputs(paths, claude, codex), options)
-        if output:
-            api.write_steps(steps.table, output)
-        report = api.build_report(steps, options, FindOptions() if findings else None)
+        inputs = _inputs(paths, claude, codex)
+        dataset = api.dataset_input(inputs, engine.value, scheduler)
+        if dataset is not None:
+            if output or findings:
+                raise ConfigError(
+                    f"{'--output' if output else '--findings'} is not available on a dataset yet",
+                    hint="run analyze on the trace files for it",
+                )
+            with _busy("analyzing the dataset"):
+                report = api.analyze_dataset(dataset, options, engine.value, scheduler)
+        else:
+            steps = _priced_steps(inputs, options)
+            if output:
+                api.write_steps(steps.table, output)
+            report = api.build_report(steps, options, FindOptions() if findings else None)
     except CostscopeError as exc:
         raise _fail(exc) from None
     _tell(report.inputs, report.warnings)
@@ -273,6 +305,8 @@ def simulate(
     ] = None,
     strict: StrictOption = False,
     no_cache: NoCacheOption = False,
+    engine: EngineOption = EngineName.local,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """What would a change save? Replay the traces under routing, caching, compression, truncation, batching and
     budget policies: each technique alone and jointly, with assumptions and quality risks."""
@@ -281,11 +315,19 @@ def simulate(
     try:
         if output and len(policy or []) > 1:
             raise ConfigError("--output writes one projection: give one --policy with it")
-        steps = _priced_steps(_inputs(paths, claude, codex), options)
-        with _busy("replaying the policies"):
-            report, projected = api.build_simulation(steps, policy or [], sweep, backtest, content=bool(output))
-        if output:
-            api.write_steps(projected[0], output)
+        inputs = _inputs(paths, claude, codex)
+        dataset = api.dataset_input(inputs, engine.value, scheduler)
+        if dataset is not None:
+            if output:
+                raise ConfigError("--output is not available on a dataset yet", hint="run simulate on trace files")
+            with _busy("replaying the policies"):
+                report = api.simulate_dataset(dataset, policy or [], options, sweep, backtest, engine.value, scheduler)
+        else:
+            steps = _priced_steps(inputs, options)
+            with _busy("replaying the policies"):
+                report, projected = api.build_simulation(steps, policy or [], sweep, backtest, content=bool(output))
+            if output:
+                api.write_steps(projected[0], output)
     except CostscopeError as exc:
         raise _fail(exc) from None
     _tell(report.inputs, report.warnings)
@@ -348,6 +390,32 @@ def _write_text(path: str, text: str) -> None:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
 
 
+@app.command()
+def convert(
+    paths: InputsArgument,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Dataset directory (created; a re-run appends only new inputs).")
+    ],
+    format_in: FormatInOption = None,
+    strict: StrictOption = False,
+) -> None:
+    """Write the step table as a Parquet dataset partitioned by day and tenant: the fast path for repeated analysis
+    and the input of --engine dask."""
+    try:
+        with _progress() as progress:
+            result = api.convert(paths, output, api.ConvertOptions(format_in=format_in, strict=strict), progress)
+    except CostscopeError as exc:
+        raise _fail(exc) from None
+    for warning in result.warnings:
+        typer.echo(f"Warning: {warning}", err=True)
+    m = result.manifest
+    typer.echo(
+        f"{output}: {result.inputs_added} new inputs ({result.inputs_unchanged} already converted), "
+        f"{result.rows_added:+,} rows; {m.calls:,} LLM calls in {m.traces:,} traces, {len(m.partitions):,} partitions",
+        err=True,
+    )
+
+
 @app.command("policy-schema")
 def policy_schema() -> None:
     """Print the JSON Schema of policy files (version 1), for editors and CI validation."""
@@ -369,12 +437,19 @@ def baseline(
     prices: PricesOption = None,
     format_in: FormatInOption = None,
     strict: StrictOption = False,
+    engine: EngineOption = EngineName.local,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Record a run's cost per trace, agent, model and operation as the baseline 'costscope check' compares with."""
     options = api.AnalyzeOptions(prices=prices, format_in=format_in, strict=strict)
     try:
-        with _progress() as progress:
-            summary, warnings = baselines.create(paths, options, sys.stdin.buffer, progress)
+        dataset = api.dataset_input(paths, engine.value, scheduler)
+        if dataset is not None:
+            with _busy("summarizing the dataset"):
+                summary, warnings = api.baseline_dataset(dataset, options, engine.value, scheduler)
+        else:
+            with _progress() as progress:
+                summary, warnings = baselines.create(paths, options, sys.stdin.buffer, progress)
         if output != "-":
             baselines.write(summary, output)
     except CostscopeError as exc:
@@ -443,6 +518,8 @@ def check(
     prices: PricesOption = None,
     format_in: FormatInOption = None,
     strict: StrictOption = False,
+    engine: EngineOption = EngineName.local,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Cost regression gate: compare traces with a baseline. Exit 0 pass, 1 regression, 2 usage or input error."""
     options = {
@@ -459,10 +536,15 @@ def check(
     }
     try:
         settings = load_check_settings(options, config)
-        with _progress() as progress:
-            result = checks.run(
-                paths, settings, format_in=format_in, strict=strict, stdin=sys.stdin.buffer, progress=progress
-            )
+        dataset = api.dataset_input(paths, engine.value, scheduler)
+        if dataset is not None:
+            with _busy("summarizing the dataset"):
+                result = api.check_dataset(dataset, settings, engine.value, scheduler)
+        else:
+            with _progress() as progress:
+                result = checks.run(
+                    paths, settings, format_in=format_in, strict=strict, stdin=sys.stdin.buffer, progress=progress
+                )
     except CostscopeError as exc:
         raise _fail(exc) from None
     for warning in result.warnings:

@@ -1,0 +1,217 @@
+"""The staging passes of `costscope convert` (see `convert.py`): rows on disk in buckets by trace id with an
+in-memory deduplication index, then each bucket settled (deduplicated, ordered, priced, partitioned) and each
+partition's new rows written as sorted files. Bucket and partition jobs run in forked processes (`pool_map`)."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .dataset import ORDER, UNDATED, FileEntry, partition_dir
+from .pricing import PriceBook, price_table
+from .schema import STEP_SCHEMA, Kind, conform
+from .steps import order_steps
+
+KEY_A, KEY_B = "costscope-hash-a", "costscope-hash-b"
+"""Two independent SipHash keys: a response id is identified by both hashes (128 bits)."""
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def hashes(column: pa.ChunkedArray, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """A 64-bit SipHash of each value (each distinct value hashed once) and the mask of non-null values."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    valid = encoded.is_valid().to_numpy(zero_copy_only=False)
+    values = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    hashed = pd.util.hash_array(values, hash_key=key, categorize=False) if len(values) else np.zeros(1, np.uint64)
+    codes = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False)
+    out: np.ndarray = hashed[codes]
+    return out, valid
+
+
+class Stage:
+    """Rows on disk in buckets by trace id, and the in-memory index deduplication needs."""
+
+    def __init__(self, directory: Path, buckets: int) -> None:
+        self.directory = directory
+        self.buckets = buckets
+        self.chunks = 0
+        self.next_seq = 0
+        self.trace_hashes: list[np.ndarray] = []
+        self.record_hashes: list[np.ndarray] = []
+        self._index: list[tuple[np.ndarray, ...]] = []
+
+    def add(self, table: pa.Table, first_seq: int | None = None) -> None:
+        """Stage rows read in this order (`first_seq`: their first reading ordinal; default: after the last)."""
+        n = table.num_rows
+        if n == 0:
+            return
+        start = self.next_seq if first_seq is None else first_seq
+        if first_seq is None:
+            self.next_seq += n
+        seq = np.arange(start, start + n, dtype=np.int64)
+        table = conform(table)
+        own = pc.binary_join_element_wise(table["source"], pc.cast(table["line"], pa.string()), ":")
+        trace = pc.coalesce(table["trace_id"], own)
+        table = table.set_column(table.schema.get_field_index("trace_id"), "trace_id", trace)
+        trace_hash, _ = hashes(trace, KEY_A)
+        self.trace_hashes.append(np.unique(trace_hash))
+        record_a, has_record = hashes(table["record_id"], KEY_A)
+        record_b, _ = hashes(table["record_id"], KEY_B)
+        self.record_hashes.append(np.unique(record_a[has_record]))
+        starts = pc.fill_null(pc.cast(table["start"], pa.int64()), np.iinfo(np.int64).max).to_numpy()
+        no_usage = pc.is_null(table["usage_source"]).to_numpy(zero_copy_only=False)
+        self._index.append(
+            (record_a[has_record], record_b[has_record], starts[has_record], no_usage[has_record], seq[has_record])
+        )
+        bucket = (trace_hash % np.uint64(self.buckets)).astype(np.int64)
+        order = np.argsort(bucket, kind="stable")
+        ordered = table.append_column("_seq", pa.array(seq)).take(pa.array(order))
+        counts = np.bincount(bucket, minlength=self.buckets)
+        offset = 0
+        for b, count in enumerate(counts.tolist()):
+            if count:
+                folder = self.directory / f"b{b:04d}"
+                folder.mkdir(parents=True, exist_ok=True)
+                pq.write_table(ordered.slice(offset, count), folder / f"c{self.chunks:05d}.parquet", compression="lz4")
+            offset += count
+        self.chunks += 1
+
+    def dropped(self) -> np.ndarray:
+        """Reading ordinals (sorted) of the rows that repeat a response id and are not the copy kept."""
+        if not self._index:
+            return np.zeros(0, np.int64)
+        a, b, start, no_usage, seq = (np.concatenate(parts) for parts in zip(*self._index, strict=True))
+        order = np.lexsort((seq, start, no_usage, b, a))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
+        return np.sort(seq[order[~first]])
+
+
+@dataclass(frozen=True)
+class BucketJob:
+    directory: Path
+    bucket: int
+    dropped: np.ndarray
+    out: Path
+
+
+@dataclass(frozen=True)
+class Settled:
+    pieces: list[tuple[str, str | None, str]]
+    """(day, tenant, staged file) of each partition this bucket has rows for."""
+    examples: list[tuple[int, str]]
+    """(reading ordinal, `file:line`) of the duplicates dropped."""
+
+
+def settle(job: BucketJob) -> Settled:
+    """Deduplicate, order, number, price and partition one bucket's rows (whole traces)."""
+    folder = job.directory / f"b{job.bucket:04d}"
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not files:
+        return Settled([], [])
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    seq = table["_seq"].to_numpy()
+    drop = np.isin(seq, job.dropped)
+    gone = table.filter(pa.array(drop)).select(["source", "line"]).to_pylist()
+    examples = [(int(s), f"{r['source']}:{r['line']}") for s, r in zip(seq[drop].tolist(), gone, strict=True)]
+    table = table.filter(pa.array(~drop))
+    table = table.take(pa.array(np.argsort(seq[~drop], kind="stable"))).drop_columns(["_seq"])
+    table = price_table(order_steps(conform(table)), PriceBook()).table
+    day, tenant = _trace_keys(table)
+    labels = pc.binary_join_element_wise(day, pc.fill_null(tenant, "\x00"), "\x1f")
+    encoded = pc.dictionary_encode(labels).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    pieces = []
+    for code, label in enumerate(encoded.dictionary.to_pylist()):
+        key_day, key_tenant = label.split("\x1f", 1)
+        partition = (key_day, None if key_tenant == "\x00" else key_tenant)
+        path = job.out / partition_dir(*partition) / f"b{job.bucket:04d}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table.filter(pa.array(codes == code)), path, compression="lz4")
+        pieces.append((*partition, str(path)))
+    return Settled(pieces, examples)
+
+
+def _trace_keys(table: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """Per row: the day of its trace's earliest row (`undated` without any) and its trace's smallest tenant."""
+    grouped = table.group_by(["trace_id"], use_threads=False).aggregate([("start", "min"), ("tenant", "min")])
+    where = pc.index_in(table["trace_id"], value_set=grouped["trace_id"])
+    day = pc.fill_null(pc.strftime(grouped["start_min"], format="%Y-%m-%d"), UNDATED)
+    return pc.take(day, where), pc.take(grouped["tenant_min"], where)
+
+
+@dataclass(frozen=True)
+class CompactJob:
+    root: Path
+    directory: str
+    pieces: tuple[str, ...]
+    run: int
+    file_rows: int
+
+
+def compact(job: CompactJob) -> list[FileEntry]:
+    """Write one partition's new rows (whole traces) as sorted files of at most `file_rows` rows."""
+    table = pa.concat_tables([pq.read_table(p) for p in job.pieces]).sort_by(ORDER).combine_chunks()
+    codes = pc.dictionary_encode(table["trace_id"]).combine_chunks().indices.to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, np.int64)
+    cuts = [0]
+    for begin in starts.tolist():
+        if begin - cuts[-1] >= job.file_rows:
+            cuts.append(begin)
+    cuts.append(table.num_rows)
+    (job.root / job.directory).mkdir(parents=True, exist_ok=True)
+    entries = []
+    for k, (begin, end) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+        part = table.slice(begin, end - begin)
+        name = f"{job.directory}/part-{job.run:04d}-{k:04d}.parquet"
+        pq.write_table(part.replace_schema_metadata(STEP_SCHEMA.metadata), job.root / name, compression="zstd")
+        bounds = pc.min_max(pc.cast(part["start"], pa.int64())).as_py()
+        entries.append(
+            FileEntry(
+                path=name,
+                rows=part.num_rows,
+                calls=int(pc.sum(pc.equal(part["kind"], Kind.LLM.value)).as_py() or 0),
+                traces=len(pc.unique(part["trace_id"])),
+                mixed_tenant_traces=_mixed_tenants(part),
+                start_min_us=bounds["min"],
+                start_max_us=bounds["max"],
+            )
+        )
+    return entries
+
+
+def _mixed_tenants(table: pa.Table) -> int:
+    grouped = table.group_by(["trace_id"], use_threads=False).aggregate([("tenant", "count_distinct")])
+    return int(pc.sum(pc.greater(grouped["tenant_count_distinct"], 1)).as_py() or 0)
+
+
+def pool_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """`map(fn, items)` in order on `workers` forked processes, at most 2 × workers tasks in flight."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from map(fn, items)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        pending: deque[Future[R]] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
