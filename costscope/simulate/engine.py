@@ -59,16 +59,30 @@ def run_policies(template: Replay, scenario: Scenario, technique: str, content: 
     )
 
 
-def summarize(before: pa.Table, run: Run) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Side:
+    """The figures of one side of a comparison, computed once: totals, and groups by each of GROUP_KEYS."""
+
+    totals: dict[str, Any]
+    groups: dict[str, list[dict[str, Any]]]
+
+
+def side(table: pa.Table) -> Side:
+    groups = {key: attr.groups(table, [key]) if table.num_rows else [] for key in GROUP_KEYS}
+    return Side(attr.totals(table), groups)
+
+
+def summarize(before: Side, run: Run) -> dict[str, Any]:
     """One row of the report: a technique alone, or the joint replay."""
+    after = side(run.table)
     return {
         "technique": run.technique,
         "policies": run.policies,
-        **money_summary(before, run.table),
+        **money_summary(before.totals, after.totals),
         "calls_added": run.calls_added,
         "calls_not_made": run.calls_dropped,
-        "by_agent": money_by(before, run.table, "agent"),
-        "by_model": money_by(before, run.table, "model"),
+        "by_agent": money_by(before.groups["agent"], after.groups["agent"], "agent"),
+        "by_model": money_by(before.groups["model"], after.groups["model"], "model"),
         "outcomes": {name: asdict(outcome) for name, outcome in run.outcomes.items()},
     }
 
@@ -78,13 +92,14 @@ def simulate_scenario(template: Replay, scenario: Scenario, content: bool = Fals
     enabling none replays the record unchanged, which must save exactly nothing). Each run is summarized as soon
     as it is priced and only the last one is kept, so memory holds two projections at most, not one per policy."""
     alone = len(scenario.enabled) == 1
+    before = side(template.base)
     rows, run = [], None
     for name in scenario.enabled:
         run = run_policies(template, scenario.only(name), name, content and alone)
-        rows.append(summarize(template.base, run))
+        rows.append(summarize(before, run))
     if not alone:
         run = run_policies(template, scenario, JOINT, content)
-        rows.append(summarize(template.base, run))
+        rows.append(summarize(before, run))
     assert run is not None
     return ScenarioResult(scenario, rows, run)
 
@@ -92,10 +107,11 @@ def simulate_scenario(template: Replay, scenario: Scenario, content: bool = Fals
 def sweep(template: Replay, scenario: Scenario, key: str, values: list[Any]) -> list[dict[str, Any]]:
     """The joint replay once per value of one setting (the savings curve): money and risks at each value."""
     points = []
+    before = attr.totals(template.base)
     for value in values:
         run = run_policies(template, with_value(scenario, key, value), JOINT)
         risks = {f"{p}.{k}": v for p, o in run.outcomes.items() for k, v in o.risks.items()}
-        points.append({"value": value, **money_summary(template.base, run.table), "risks": risks})
+        points.append({"value": value, **money_summary(before, attr.totals(run.table)), "risks": risks})
     return points
 
 
@@ -104,9 +120,8 @@ def make_template(calls: pa.Table, book: PriceBook) -> Replay:
     return Replay(calls, book)
 
 
-def money_summary(before: pa.Table, after: pa.Table) -> dict[str, Any]:
-    """Before / after / saved (USD and % of before) and the calls and tokens on each side."""
-    b, a = attr.totals(before), attr.totals(after)
+def money_summary(b: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:
+    """Before / after / saved (USD and % of before) and the calls and tokens on each side (`attr.totals` of each)."""
     cost_before, cost_after = b["cost_usd"] or 0.0, a["cost_usd"] or 0.0
     saved = cost_before - cost_after
     return {
@@ -121,18 +136,19 @@ def money_summary(before: pa.Table, after: pa.Table) -> dict[str, Any]:
     }
 
 
-def money_by(before: pa.Table, after: pa.Table, key: str) -> list[dict[str, Any]]:
-    """Before / after / saved per value of `key` (a routed call counts under its new model after)."""
+def money_by(before: list[dict[str, Any]], after: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Before / after / saved per value of `key` from `attr.groups` of each side (a routed call counts under its
+    new model after)."""
     rows: dict[Any, dict[str, Any]] = {}
-    for side, table in (("before", before), ("after", after)):
-        for group in attr.groups(table, [key]) if table.num_rows else []:
+    for label, groups in (("before", before), ("after", after)):
+        for group in groups:
             value = group["key"][key]
             row = rows.setdefault(
                 value,
                 {key: value, "calls_before": 0, "calls_after": 0, "cost_before_usd": None, "cost_after_usd": None},
             )
-            row[f"calls_{side}"] = group["calls"]
-            row[f"cost_{side}_usd"] = group["cost_usd"]
+            row[f"calls_{label}"] = group["calls"]
+            row[f"cost_{label}_usd"] = group["cost_usd"]
     out = []
     for row in rows.values():
         b, a = row["cost_before_usd"], row["cost_after_usd"]
