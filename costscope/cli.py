@@ -185,8 +185,9 @@ def analyze(
     scheduler: SchedulerOption = None,
 ) -> None:
     """Where does the money go? Cost per model, agent, trace, tenant and day from reported usage."""
-    filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
-    options = _options(_split(by) or ("model",), top, filters, prices, format_in, strict, no_cache)
+    options = _options(
+        _split(by) or ("model",), top, _filters(since, until, model, agent), prices, format_in, strict, no_cache
+    )
     try:
         inputs = _inputs(paths, claude, codex)
         dataset = api.dataset_input(inputs, engine.value, scheduler)
@@ -207,6 +208,10 @@ def analyze(
         raise _fail(exc) from None
     _tell(report.inputs, report.warnings)
     typer.echo(RENDERERS[output_format.value](report, _width()), nl=False)
+
+
+def _filters(since: str | None, until: str | None, model: list[str] | None, agent: list[str] | None) -> Filters:
+    return Filters(since=since, until=until, models=_split(model), agents=_split(agent))
 
 
 def _options(
@@ -265,8 +270,7 @@ def tokens(
 ) -> None:
     """What the input tokens are made of (system, tools, history, user, tool results), whether the logged usage
     agrees with a recount, and what re-sent context costs."""
-    filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
-    options = _options(_split(by), top, filters, prices, format_in, strict, no_cache)
+    options = _options(_split(by), top, _filters(since, until, model, agent), prices, format_in, strict, no_cache)
     try:
         report = api.build_tokens_report(_priced_steps(_inputs(paths, claude, codex), options), options)
     except CostscopeError as exc:
@@ -310,8 +314,7 @@ def simulate(
 ) -> None:
     """What would a change save? Replay the traces under routing, caching, compression, truncation, batching and
     budget policies: each technique alone and jointly, with assumptions and quality risks."""
-    filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
-    options = _options((), 0, filters, prices, format_in, strict, no_cache)
+    options = _options((), 0, _filters(since, until, model, agent), prices, format_in, strict, no_cache)
     try:
         if output and len(policy or []) > 1:
             raise ConfigError("--output writes one projection: give one --policy with it")
@@ -356,8 +359,7 @@ def suggest(
 ) -> None:
     """Find the cost leaks and write the policy file that fixes them; `costscope simulate PATH --policy FILE` then
     says what it would save."""
-    filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
-    options = _options((), 0, filters, prices, format_in, strict, no_cache)
+    options = _options((), 0, _filters(since, until, model, agent), prices, format_in, strict, no_cache)
     try:
         inputs = _inputs(paths, claude, codex)
         steps = _priced_steps(inputs, options)
@@ -585,8 +587,7 @@ def report(
     from . import htmlreport
     from .render.html import render_html
 
-    filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
-    options = _options((), top, filters, prices, format_in, strict, no_cache)
+    options = _options((), top, _filters(since, until, model, agent), prices, format_in, strict, no_cache)
     try:
         steps = _priced_steps(_inputs(paths, claude, codex), options)
         with _busy("replaying the policies" if policy else "charting"):
@@ -646,8 +647,7 @@ def forecast(
     from . import forecast as forecasts
     from .render.forecast import FORECAST_RENDERERS
 
-    filters = Filters(since=since, until=until, models=_split(model), agents=_split(agent))
-    options = _options((), 0, filters, prices, format_in, strict, no_cache)
+    options = _options((), 0, _filters(since, until, model, agent), prices, format_in, strict, no_cache)
     try:
         self_host = forecasts.SelfHost.from_options(
             slice_model, gpu_hourly, gpu_count, throughput, calls_per_hour, utilization
