@@ -39,7 +39,7 @@ from ..dataset import Manifest
 from ..parsers.segments import INPUT_KINDS, KINDS, OUTPUT
 from ..pricing import PriceBook, PriceEntry, PricingResult, Unpriced
 from ..schema import UsageSource, empty_table
-from ..simulate.engine import JOINT
+from ..simulate.engine import JOINT, with_savings
 from .outcomes import merge_outcome, merge_value
 from .partials import AnalyzePart, BaselinePart, CompositionPart, Read
 
@@ -339,15 +339,7 @@ def money_by(parts: list[list[dict[str, Any]]], key: str) -> list[dict[str, Any]
                 if known is None
                 else {key: r[key], **{f: add(known[f], r[f]) for f in fields}}
             )
-    out = []
-    for row in rows.values():
-        b, a = row["cost_before_usd"], row["cost_after_usd"]
-        priced = b is not None or a is not None
-        row["saved_usd"] = (b or 0.0) - (a or 0.0) if priced else None
-        row["saved_pct"] = 100.0 * row["saved_usd"] / b if priced and b else None
-        out.append(row)
-    out.sort(key=lambda r: (-(r["cost_before_usd"] or 0.0), -(r["cost_after_usd"] or 0.0), str(r[key] or "")))
-    return out
+    return with_savings(list(rows.values()), key)
 
 
 def run(runs: list[dict[str, Any]], weights: list[int], units: str) -> dict[str, Any]:

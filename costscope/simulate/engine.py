@@ -149,12 +149,16 @@ def money_by(before: list[dict[str, Any]], after: list[dict[str, Any]], key: str
             )
             row[f"calls_{label}"] = group["calls"]
             row[f"cost_{label}_usd"] = group["cost_usd"]
-    out = []
-    for row in rows.values():
+    return with_savings(list(rows.values()), key)
+
+
+def with_savings(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Per-`key` rows of calls and costs before and after, given their saving (null when neither side is priced),
+    costliest first."""
+    for row in rows:
         b, a = row["cost_before_usd"], row["cost_after_usd"]
         known = b is not None or a is not None
         row["saved_usd"] = (b or 0.0) - (a or 0.0) if known else None
         row["saved_pct"] = 100.0 * row["saved_usd"] / b if known and b else None
-        out.append(row)
-    out.sort(key=lambda r: (-(r["cost_before_usd"] or 0.0), -(r["cost_after_usd"] or 0.0), str(r[key] or "")))
-    return out
+    rows.sort(key=lambda r: (-(r["cost_before_usd"] or 0.0), -(r["cost_after_usd"] or 0.0), str(r[key] or "")))
+    return rows
