@@ -358,7 +358,7 @@ def build(steps: api.PricedSteps, settings: ForecastSettings, policies: list[str
         raise ConfigError("the inputs span less than a day: give the traffic to forecast", hint="--volume 100000/month")
     columns = [trace_cost(calls, traces)]
     labels: list[tuple[str, str | None]] = [("recorded", None)]
-    warnings = api._warnings(steps, attr.totals(calls))
+    inputs, warnings = api.notes(steps)
     if policies:
         simulation, projected = api.build_simulation(steps, list(policies))
         for scenario, table in zip(simulation.scenarios, projected, strict=True):
@@ -390,7 +390,7 @@ def build(steps: api.PricedSteps, settings: ForecastSettings, policies: list[str
         self_host["share_of_spend"] = self_host["api_cost_per_trace_usd"] / total if total else None
         assumptions += SELF_HOST_ASSUMPTIONS
     return Forecast(
-        inputs=api._inputs(steps.load),
+        inputs=inputs,
         volume={**asdict(volume), "traces_per_month": per_month, "text": volume.text()},
         sample={"traces": int(pc.count_distinct(calls["trace_id"]).as_py()), "priced_traces": len(traces), **sample},
         bootstrap={"resamples": resamples, "seed": settings.seed, "confidence": settings.confidence},
