@@ -13,26 +13,23 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import attribution as attr
-from . import suggest as suggestions
 from .composition import analyze_composition
-from .convert import ConvertOptions, ConvertResult
-from .convert import convert as convert_dataset
 from .errors import ConfigError, InputError
-from .findings import FindOptions, find
-from .parsers.native import write_jsonl
 from .pricing import PriceBook, PricingResult, price_table
 from .report import Report, TokensReport
 from .schema import UsageSource
-from .simulate.policy_file import policy_json_schema
-from .simulate.report import SimulationReport
-from .simulate.session import Recorded, Sweep, load_scenarios, simulate_recorded
 from .steps import Filters, LoadResult, load_steps
-from .suggest import Suggestion
 
+# Simulation, findings, suggestions and datasets are imported where used: `analyze` starts without them.
 if TYPE_CHECKING:
     from .baseline import Baseline
     from .check import CheckResult
     from .check_config import CheckSettings
+    from .convert import ConvertOptions, ConvertResult
+    from .findings import FindOptions
+    from .findings.base import Finding
+    from .simulate.report import SimulationReport
+    from .suggest import Suggestion
 
 __all__ = [
     "AnalyzeOptions",
@@ -102,6 +99,8 @@ def write_steps(table: pa.Table, path: str) -> None:
     if path.endswith(".parquet"):
         pq.write_table(table, path, compression="zstd")
     elif path.endswith((".jsonl", ".ndjson")):
+        from .parsers.native import write_jsonl
+
         write_jsonl(table, path)
     else:
         raise ConfigError(f"cannot write steps to {Path(path).name}", hint="use a .parquet or .jsonl file name")
@@ -162,6 +161,12 @@ def analyze(paths: list[str], options: AnalyzeOptions = AnalyzeOptions(), stdin:
     return build_report(steps, options)
 
 
+def _find(steps: PricedSteps, options: FindOptions) -> list[Finding]:
+    from .findings import find
+
+    return find(steps, options)
+
+
 def build_report(steps: PricedSteps, options: AnalyzeOptions, findings: FindOptions | None = None) -> Report:
     """The analysis report; with `findings` options, also the cost leaks (`Report.findings`)."""
     calls = attr.llm_calls(steps.table)
@@ -196,7 +201,7 @@ def build_report(steps: PricedSteps, options: AnalyzeOptions, findings: FindOpti
         unpriced=steps.pricing.unpriced,
         warnings=_warnings(steps, totals),
         composition=composition.summary() if composition is not None else None,
-        findings=find(steps, findings) if findings is not None else None,
+        findings=_find(steps, findings) if findings is not None else None,
     )
 
 
@@ -240,6 +245,8 @@ def build_simulation(
 ) -> tuple[SimulationReport, list[pa.Table]]:
     """The simulation report and each scenario's joint projected step table (priced; `content` keeps the
     segments and texts of the calls the policies left unchanged, for writing the projection)."""
+    from .simulate.session import Recorded, Sweep, load_scenarios, simulate_recorded
+
     scenarios = load_scenarios(policies)
     sweep_spec = Sweep.parse(sweep) if sweep else None
     totals = attr.totals(attr.llm_calls(steps.table))
@@ -259,6 +266,8 @@ def suggest(
 
 def build_suggestion(steps: PricedSteps, find_options: FindOptions | None = None) -> Suggestion:
     """The cost leaks in the priced steps and the policy file fixing them (see `costscope.suggest`)."""
+    from . import suggest as suggestions
+
     return suggestions.build_suggestion(steps, find_options)
 
 
@@ -269,6 +278,8 @@ def notes(steps: PricedSteps) -> tuple[dict[str, object], list[str]]:
 
 def policy_schema_json() -> str:
     """The JSON Schema of version-1 policy files, as published in `schemas/policy-v1.json`."""
+    from .simulate.policy_file import policy_json_schema
+
     return json.dumps(policy_json_schema(), indent=2, sort_keys=True) + "\n"
 
 
@@ -282,6 +293,9 @@ def convert(
     progress: Callable[[int, int], None] | None = None,
 ) -> ConvertResult:
     """Write the inputs' step table as a Parquet dataset partitioned by day and tenant (re-runs append new inputs)."""
+    from .convert import ConvertOptions
+    from .convert import convert as convert_dataset
+
     return convert_dataset(paths, out, options or ConvertOptions(), progress)
 
 

@@ -13,18 +13,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from . import __version__, api, io
-from . import baseline as baselines
-from . import check as checks
-from .check_config import load_settings as load_check_settings
+from . import api, io, runcache
 from .errors import ConfigError, CostscopeError
-from .findings import FindOptions
-from .ingest import default_cache_dir
 from .render import RENDERERS
-from .render.check_formats import CHECK_RENDERERS
-from .render.simulate import SIMULATE_RENDERERS
-from .render.tokens import TOKENS_RENDERERS
+from .runcache import default_cache_dir
 from .steps import Filters
+
+# Each command imports what only it needs (simulation, findings, baselines, checks) where it runs, so that
+# `analyze` starts without them.
 
 app = typer.Typer(
     name="costscope",
@@ -62,6 +58,8 @@ def _fail(exc: CostscopeError) -> typer.Exit:
 
 def _version(value: bool) -> None:
     if value:
+        from . import __version__
+
         typer.echo(f"costscope {__version__}")
         raise typer.Exit()
 
@@ -188,6 +186,7 @@ def analyze(
     options = _options(
         _split(by) or ("model",), top, _filters(since, until, model, agent), prices, format_in, strict, no_cache
     )
+    steps: api.PricedSteps | None = None
     try:
         inputs = _inputs(paths, claude, codex)
         dataset = api.dataset_input(inputs, engine.value, scheduler)
@@ -203,11 +202,17 @@ def analyze(
             steps = _priced_steps(inputs, options)
             if output:
                 api.write_steps(steps.table, output)
-            report = api.build_report(steps, options, FindOptions() if findings else None)
+            report = api.build_report(steps, options, _find_options() if findings else None)
     except CostscopeError as exc:
         raise _fail(exc) from None
-    _tell(report.inputs, report.warnings)
-    typer.echo(RENDERERS[output_format.value](report, _width()), nl=False)
+    recordable = dataset is None and not output
+    _emit(RENDERERS[output_format.value](report, _width()), report, _watched(steps, prices, claude, codex, recordable))
+
+
+def _find_options(**settings: Any) -> Any:
+    from .findings import FindOptions
+
+    return FindOptions(**settings)
 
 
 def _filters(since: str | None, until: str | None, model: list[str] | None, agent: list[str] | None) -> Filters:
@@ -236,10 +241,39 @@ def _priced_steps(paths: list[str], options: api.AnalyzeOptions) -> api.PricedSt
 
 def _tell(inputs: dict[str, Any], warnings: list[str]) -> None:
     """Skipped records and warnings go to stderr, so that stdout carries only the report."""
-    for example in inputs["skipped_examples"]:
-        typer.echo(f"skipped {example}", err=True)
-    for warning in warnings:
-        typer.echo(f"Warning: {warning}", err=True)
+    typer.echo(_notices(inputs, warnings), err=True, nl=False)
+
+
+def _notices(inputs: dict[str, Any], warnings: list[str]) -> str:
+    lines = [f"skipped {example}" for example in inputs["skipped_examples"]]
+    lines += [f"Warning: {warning}" for warning in warnings]
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _watched(
+    steps: api.PricedSteps | None, prices: str | None, claude: bool, codex: bool, recordable: bool = True
+) -> list[str] | None:
+    """Every path a report over `steps` depends on (for the run cache); None when it cannot be listed."""
+    if not recordable or steps is None or steps.load.watched is None:
+        return None
+    paths = list(steps.load.watched)
+    if prices:
+        paths.append(prices)
+    if claude:
+        paths += [str(p) for p in io.claude_log_dirs()]
+    if codex:
+        paths += [str(p) for p in io.codex_log_dirs()]
+    return paths
+
+
+def _emit(text: str, report: Any, watched: list[str] | None) -> None:
+    """Print a report (notices to stderr) and let a run begun by the entry point record it."""
+    notices = _notices(report.inputs, report.warnings)
+    typer.echo(notices, err=True, nl=False)
+    typer.echo(text, nl=False)
+    run = runcache.current()
+    if run is not None and watched is not None:
+        run.record(watched, text, notices)
 
 
 class TokensFormat(StrEnum):
@@ -272,11 +306,13 @@ def tokens(
     agrees with a recount, and what re-sent context costs."""
     options = _options(_split(by), top, _filters(since, until, model, agent), prices, format_in, strict, no_cache)
     try:
-        report = api.build_tokens_report(_priced_steps(_inputs(paths, claude, codex), options), options)
+        steps = _priced_steps(_inputs(paths, claude, codex), options)
+        report = api.build_tokens_report(steps, options)
     except CostscopeError as exc:
         raise _fail(exc) from None
-    _tell(report.inputs, report.warnings)
-    typer.echo(TOKENS_RENDERERS[output_format.value](report, _width()), nl=False)
+    from .render.tokens import TOKENS_RENDERERS
+
+    _emit(TOKENS_RENDERERS[output_format.value](report, _width()), report, _watched(steps, prices, claude, codex))
 
 
 @app.command()
@@ -334,6 +370,8 @@ def simulate(
     except CostscopeError as exc:
         raise _fail(exc) from None
     _tell(report.inputs, report.warnings)
+    from .render.simulate import SIMULATE_RENDERERS
+
     typer.echo(SIMULATE_RENDERERS[output_format.value](report, _width()), nl=False)
 
 
@@ -363,7 +401,7 @@ def suggest(
     try:
         inputs = _inputs(paths, claude, codex)
         steps = _priced_steps(inputs, options)
-        suggestion = api.build_suggestion(steps, FindOptions(min_usd=min_usd))
+        suggestion = api.build_suggestion(steps, _find_options(min_usd=min_usd))
         if output != "-":
             _write_text(output, suggestion.text)
     except CostscopeError as exc:
@@ -443,6 +481,8 @@ def baseline(
     scheduler: SchedulerOption = None,
 ) -> None:
     """Record a run's cost per trace, agent, model and operation as the baseline 'costscope check' compares with."""
+    from . import baseline as baselines
+
     options = api.AnalyzeOptions(prices=prices, format_in=format_in, strict=strict)
     try:
         dataset = api.dataset_input(paths, engine.value, scheduler)
@@ -524,6 +564,10 @@ def check(
     scheduler: SchedulerOption = None,
 ) -> None:
     """Cost regression gate: compare traces with a baseline. Exit 0 pass, 1 regression, 2 usage or input error."""
+    from . import check as checks
+    from .check_config import load_settings as load_check_settings
+    from .render.check_formats import CHECK_RENDERERS
+
     options = {
         "baseline": baseline_file,
         "metric": metric,

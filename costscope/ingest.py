@@ -115,13 +115,6 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def default_cache_dir() -> Path:
-    if os.environ.get("COSTSCOPE_CACHE_DIR"):
-        return Path(os.environ["COSTSCOPE_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "costscope"
-
-
 class FileCache:
     """Parse results of many files in ONE Arrow IPC file, each file's rows a contiguous block.
 

@@ -92,6 +92,9 @@ class Expanded:
     files: list[InputFile]
     ignored: list[str]
     """Files inside scanned directories whose ending is not a trace ending (reported, not read)."""
+    watched: list[str] | None = None
+    """Every path the expansion looked at (files and each directory walked), for the run cache; None when
+    the inputs cannot be watched that way (stdin, a glob)."""
 
 
 def _is_trace_file(path: Path) -> bool:
@@ -105,6 +108,7 @@ def expand_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
     """Resolve PATH arguments (file, directory scanned recursively, glob, or `-`) in a stable order."""
     files: list[InputFile] = []
     ignored: list[str] = []
+    watched: list[str] | None = []
     seen: set[Path] = set()  # the same file named twice (a path and a glob) is read once
 
     def add(path: Path) -> None:
@@ -117,10 +121,14 @@ def expand_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
         if arg == "-":
             data = (stdin or sys.stdin.buffer).read()
             files.append(InputFile(name="<stdin>", data=data))
+            watched = None
             continue
         path = Path(arg)
         if path.is_dir():
-            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+            found, directories = _walk(arg)
+            if watched is not None:
+                watched += directories
+            for child in sorted(map(Path, found)):
                 if _is_trace_file(child):
                     add(child)
                 else:
@@ -128,6 +136,7 @@ def expand_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
         elif path.is_file():
             add(path)
         elif glob.has_magic(arg):
+            watched = None
             matches = sorted(Path(m) for m in glob.glob(arg, recursive=True))
             matched_files = [m for m in matches if m.is_file()]
             if not matched_files:
@@ -141,7 +150,33 @@ def expand_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
             "no trace files found in " + ", ".join(paths),
             hint="trace files end in " + ", ".join(TRACE_SUFFIXES) + " (optionally .gz)",
         )
-    return Expanded(files=files, ignored=ignored)
+    if watched is not None:
+        watched += [str(f.path) for f in files if f.path is not None]
+    return Expanded(files=files, ignored=ignored, watched=watched)
+
+
+def _walk(root: str) -> tuple[list[str], list[str]]:
+    """(files, directories) under `root`, recursively; symbolic links to directories are not followed
+    (like `Path.rglob`), links to files are files."""
+    files: list[str] = []
+    directories = [root]
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    directories.append(entry.path)
+                    pending.append(entry.path)
+                elif entry.is_file():
+                    files.append(entry.path)
+            except OSError:
+                continue
+    return files, directories
 
 
 UTF8_BOM = b"\xef\xbb\xbf"

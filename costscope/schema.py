@@ -109,15 +109,24 @@ COLUMNS: tuple[str, ...] = tuple(STEP_SCHEMA.names)
 PARSED_COLUMNS: tuple[str, ...] = tuple(f.name for f in STEP_SCHEMA if f.name not in {f.name for f in COST_FIELDS})
 
 
-_PARSED_SCHEMA = pa.schema([f for f in STEP_SCHEMA if f.name in PARSED_COLUMNS])
+_PARSED_NAMES = frozenset(PARSED_COLUMNS)
 
 
 def batch_from_rows(rows: list[dict[str, Any]]) -> pa.RecordBatch:
-    """A record batch in STEP_SCHEMA from row dicts (missing keys are null); cost columns are null."""
-    parsed = pa.RecordBatch.from_pylist(rows, schema=_PARSED_SCHEMA)
-    arrays = [
-        parsed.column(f.name) if f.name in PARSED_COLUMNS else pa.nulls(len(rows), type=f.type) for f in STEP_SCHEMA
-    ]
+    """A record batch in STEP_SCHEMA from row dicts (missing keys are null); cost columns are null.
+
+    Built column by column (a list per column, then one `pa.array`), which is several times faster than
+    `RecordBatch.from_pylist` on this wide schema; a column no row has is all nulls without a list."""
+    present: set[str] = set()
+    for row in rows:
+        present.update(row)
+    arrays = []
+    for f in STEP_SCHEMA:
+        if f.name in present and f.name in _PARSED_NAMES:
+            name = f.name
+            arrays.append(pa.array([row.get(name) for row in rows], type=f.type))
+        else:
+            arrays.append(pa.nulls(len(rows), type=f.type))
     return pa.RecordBatch.from_arrays(arrays, schema=STEP_SCHEMA)
 
 

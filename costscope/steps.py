@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from .errors import InputError
 from .ingest import parse_files
 from .io import expand_paths
-from .parsers import Skips, get_parser
+from .parsers import CACHE_DEPENDENCIES, Skips, get_parser
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class LoadResult:
     filtered_out: int = 0
     duplicates: list[str] = field(default_factory=list)
     """`file:line` of records dropped as repeats of an already-read response id."""
+    watched: list[str] | None = None
+    """Every path the result depends on (see `io.Expanded.watched`), incl. files the parsers consulted."""
 
 
 def load_steps(
@@ -77,6 +79,9 @@ def load_steps(
     table, duplicates = drop_duplicate_responses(parsed.table)
     result_ = LoadResult(order_steps(table), files, expanded.ignored, skips, dict(notes))
     result_.duplicates = duplicates
+    if expanded.watched is not None:
+        consulted = [str(p) for f in expanded.files if f.path for hook in CACHE_DEPENDENCIES for p in hook(f.path)]
+        result_.watched = expanded.watched + consulted
     return result_
 
 

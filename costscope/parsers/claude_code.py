@@ -30,7 +30,7 @@ from ..errors import CostscopeError
 from ..io import UTF8_BOM, InputFile, iter_lines
 from ..schema import Kind, UsageSource
 from . import anthropic
-from .base import ParseContext, RecordError, RowBuffer, prefix_objects, text_or_none, timestamp_us
+from .base import MAX_TOKENS, ParseContext, RecordError, RowBuffer, prefix_objects, text_or_none, timestamp_us
 from .usage import Usage
 
 NAME = "claude-code"
@@ -41,6 +41,7 @@ SYNTHETIC_MODEL = "<synthetic>"
 NOTE_PROGRESS_COPY = "claude-code: progress lines copying a subagent call (read from its subagent file instead)"
 TASK_TOOLS = frozenset({"Task", "Agent"})
 _SAFE_ID = re.compile(r"[\w.-]{1,200}")
+_REPORTED = UsageSource.REPORTED.value
 
 
 def load(raw: bytes) -> Any:
@@ -74,7 +75,57 @@ def reported_cost(value: Any, name: str) -> float | None:
 
 def usage_columns(message: dict[str, Any]) -> dict[str, Any]:
     """Inclusive token columns of an Anthropic message (empty when it reports no usage)."""
+    usage = message.get("usage")
+    if type(usage) is dict:
+        fast = _plain_usage_columns(usage)
+        if fast is not None:
+            return fast
     return reported_columns(anthropic.extract_usage(message))
+
+
+_PLAIN_KEYS = frozenset(
+    {"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "cache_creation"}
+)
+
+
+def _count(value: Any) -> int | None:
+    """A plain token count (int in range) or None when absent; -1 for anything the full check must judge."""
+    if value is None:
+        return None
+    return value if type(value) is int and 0 <= value <= MAX_TOKENS else -1
+
+
+def _plain_usage_columns(usage: dict[str, Any]) -> dict[str, Any] | None:
+    """The columns of the usage Claude Code writes (whole counts, a consistent 5m/1h split), computed inline;
+    None for anything else, which `anthropic.extract_usage` then checks and explains."""
+    uncached = _count(usage.get("input_tokens"))
+    output = _count(usage.get("output_tokens"))
+    read = _count(usage.get("cache_read_input_tokens"))
+    write = _count(usage.get("cache_creation_input_tokens"))
+    split = usage.get("cache_creation")
+    write_1h: int | None = None
+    if split is not None:
+        if type(split) is not dict:
+            return None
+        write_5m = _count(split.get("ephemeral_5m_input_tokens"))
+        write_1h = _count(split.get("ephemeral_1h_input_tokens"))
+        if write_5m == -1 or write_1h == -1 or write is None or write != (write_5m or 0) + (write_1h or 0):
+            return None
+        if write_5m is None and write_1h is None:
+            return None
+    if -1 in (uncached, output, read, write) or (uncached is None and output is None):
+        return None
+    if uncached is None or read is None or write is None:
+        return None
+    return {
+        "input_tokens": uncached + read + write,
+        "cache_read_tokens": read,
+        "cache_write_tokens": write,
+        "cache_write_1h_tokens": write_1h,
+        "output_tokens": output,
+        "reasoning_tokens": None,
+        "usage_source": _REPORTED,
+    }
 
 
 def reported_columns(usage: Usage | None) -> dict[str, Any]:
@@ -311,6 +362,24 @@ def tenant_of(path: Path | None) -> str | None:
     return directory.name or None
 
 
+_CALL_MARKERS = (b'"assistant"', b'"progress"', b'"tool_use_id"')
+_PLAIN_TYPES = tuple(
+    f'"type":"{kind}"'.encode() for kind in ("user", "file-history-snapshot", "summary", "system", "queue-operation")
+)
+
+
+def needs_parsing(raw: bytes) -> bool:
+    """The byte-level prefilter: False only for a line that can give no row and end no tool — a whole object
+    (`{...}`) of a known record type, without an assistant message, a progress copy or a tool result. Such a
+    line (most of a log's bytes are user prompts and tool output) is counted as read without JSON parsing;
+    every other line is parsed, so a damaged or unknown line is still a counted skip or note."""
+    if _CALL_MARKERS[0] in raw or _CALL_MARKERS[1] in raw or _CALL_MARKERS[2] in raw:
+        return True
+    if not raw.startswith(b'{"') or not raw.rstrip().endswith(b"}"):
+        return True
+    return not any(marker in raw for marker in _PLAIN_TYPES)
+
+
 @dataclass
 class _FileState:
     source: InputFile
@@ -457,6 +526,8 @@ class ClaudeCodeParser:
     def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[pa.RecordBatch]:
         state = _FileState(source, ctx, tenant_of(source.path))
         for lineno, raw in ctx.lines(source):
+            if not needs_parsing(raw):
+                continue
             try:
                 state.record(load(raw), lineno)
             except orjson.JSONDecodeError as exc:

@@ -1,0 +1,26 @@
+"""The `costscope` program. A report run again over unchanged inputs is replayed from the run cache
+(`runcache`) before anything heavy is imported; any other run goes to the command line (`cli`)."""
+
+from __future__ import annotations
+
+import sys
+
+from . import runcache
+
+
+def main() -> None:
+    run = runcache.begin(sys.argv[1:])
+    replayed = run.replay() if run is not None else None
+    if replayed is not None:
+        stdout, stderr, code = replayed
+        sys.stderr.write(stderr)
+        sys.stderr.flush()
+        sys.stdout.write(stdout)
+        sys.stdout.flush()
+        raise SystemExit(code)
+    from .cli import main as cli_main
+
+    try:
+        cli_main()
+    finally:
+        runcache.end()
