@@ -48,6 +48,15 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> object:
+    """`ConvertOptions` is exported, and imported on first use (datasets are not needed to analyze)."""
+    if name == "ConvertOptions":
+        from .convert import ConvertOptions
+
+        return ConvertOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @dataclass(frozen=True)
 class AnalyzeOptions:
     by: tuple[str, ...] = ()

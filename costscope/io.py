@@ -237,26 +237,47 @@ def existing_dirs(candidates: list[Path], what: str, variable: str) -> list[str]
 def iter_lines(
     source: InputFile, on_read_error: Callable[[ReadError], None] | None = None
 ) -> Iterator[tuple[int, bytes]]:
-    """Yield (1-based line number, line bytes) for every non-blank line; a UTF-8 BOM is dropped.
+    """Yield (1-based line number, line bytes without its newline) for every non-blank line; a UTF-8 BOM
+    at the start is dropped.
 
-    When the file stops being readable part-way, `on_read_error` is told (the lines read so far stand);
-    without it the ReadError is raised.
+    The file is read in blocks and split at newlines (far cheaper per line than reading line by line);
+    only a line longer than a block is held whole. When the file stops being readable part-way,
+    `on_read_error` is told (the lines read so far stand); without it the ReadError is raised.
     """
     lineno = source.first_line - 1
     budget = None if source.stop is None else source.stop - source.start
+    pending = b""
     try:
         with source.open() as fh:
-            for lineno, raw in enumerate(fh, source.first_line):
+            block_size = GZIP_BLOCK if isinstance(fh, gzip.GzipFile) else PLAIN_BLOCK
+            first = lineno == 0
+            while True:
+                size = block_size if budget is None else min(block_size, budget)
+                block = fh.read(size) if size > 0 else b""
                 if budget is not None:
-                    if budget <= 0:
-                        break
-                    budget -= len(raw)
-                if lineno == 1 and raw.startswith(UTF8_BOM):
-                    raw = raw[len(UTF8_BOM) :]
-                if raw.strip():
-                    yield lineno, raw
+                    budget -= len(block)
+                if not block:
+                    break
+                if first:
+                    block = block.removeprefix(UTF8_BOM)
+                    first = False
+                lines = (pending + block if pending else block).split(b"\n")
+                pending = lines.pop()
+                for raw in lines:
+                    lineno += 1
+                    if raw and not raw.isspace():
+                        yield lineno, raw
+        if pending:
+            lineno += 1
+            if not pending.isspace():
+                yield lineno, pending
     except (OSError, EOFError) as exc:
         error = ReadError(source.name, lineno + 1, f"cannot read further: {exc}")
         if on_read_error is None:
             raise error from exc
         on_read_error(error)
+
+
+PLAIN_BLOCK = 1 << 20
+GZIP_BLOCK = 64 << 10
+"""A damaged gzip stream loses the lines of the block being decompressed, so its blocks are smaller."""

@@ -226,7 +226,7 @@ class ClaudeHeadlessParser:
             if first:
                 first = False
                 if _opens_document(raw) and not _parses(raw):
-                    records = _document(b"".join(line for _, line in iter_lines(source, ctx.read_error)))
+                    records = _document(b"\n".join(line for _, line in iter_lines(source, ctx.read_error)))
                     if records is not None:
                         for obj in records:
                             self._read(state, obj, lineno)
