@@ -28,11 +28,13 @@ import pyarrow.ipc as ipc
 from .errors import InputError
 from .io import GZIP_MAGIC, InputFile, ReadError, line_parts
 from .parsers import CACHE_DEPENDENCIES, ParseContext, Skips, UnknownFormat, detect, get_parser
+from .parsers.base import Piece, piece_rows, table_of
 from .schema import STEP_SCHEMA, empty_table
 from .tokens import is_cached
 
 PARALLEL_MIN_BYTES = 16 << 20
 """Below this much input, parsing in one process is faster than starting workers."""
+SERIAL_CHUNK_BYTES = 8 << 20
 
 
 @dataclass
@@ -52,14 +54,20 @@ class FileResult:
     """Rows this file produced; they live in `table`, or elsewhere once moved (a chunk's table, the store)."""
     stored_at: int | None = None
     """For a result served from the cache: where its rows start in the store."""
+    pieces: list[Piece] = field(default_factory=list)
+    """Rows not yet in `table` (`parse_file(materialize=False)`)."""
 
     def __post_init__(self) -> None:
         if self.rows < 0:
             self.rows = self.table.num_rows
 
 
-def parse_file(source: InputFile, format_in: str | None, strict: bool, parser_name: str | None = None) -> FileResult:
-    """Detect (unless forced or already known) and parse one file; damaged parts become counted skips."""
+def parse_file(
+    source: InputFile, format_in: str | None, strict: bool, parser_name: str | None = None, materialize: bool = True
+) -> FileResult:
+    """Detect (unless forced or already known) and parse one file; damaged parts become counted skips.
+
+    With `materialize` False the rows stay in `pieces` (see `parsers.base.Piece`) for the caller to convert."""
     ctx = ParseContext(skips=Skips(strict=strict))
     try:
         if not source.prefix(1):
@@ -83,21 +91,22 @@ def parse_file(source: InputFile, format_in: str | None, strict: bool, parser_na
         return FileResult(
             source.name, "unrecognized", empty_table(), 1, ctx.skips.counts, ctx.skips.examples, unrecognized=error
         )
-    batches: list[pa.RecordBatch] = []
+    pieces: list[Piece] = []
     try:
-        batches.extend(parser.parse(source, ctx, forced=format_in is not None))
+        pieces.extend(parser.parse(source, ctx, forced=format_in is not None))
     except ReadError as error:
         ctx.read_error(error)
-    table = pa.Table.from_batches(batches, schema=STEP_SCHEMA) if batches else empty_table()
     return FileResult(
         source.name,
         parser.name,
-        table,
+        table_of(pieces) if materialize else empty_table(),
         ctx.records[source.name],
         ctx.skips.counts,
         ctx.skips.examples,
         ctx.notes,
         first_skip=ctx.skips.first,
+        rows=sum(map(piece_rows, pieces)),
+        pieces=[] if materialize else pieces,
     )
 
 
@@ -137,7 +146,7 @@ class FileCache:
                 stored = reader.read_all()
             if isinstance(index, dict) and stored.schema.remove_metadata().equals(_STORE_SCHEMA):
                 self._index = index
-                self._table = stored.drop_columns(["cache_key"]).replace_schema_metadata(STEP_SCHEMA.metadata)
+                self._table = stored.replace_schema_metadata(STEP_SCHEMA.metadata)
             else:
                 self._table = None
         except (OSError, pa.ArrowInvalid, orjson.JSONDecodeError):
@@ -223,16 +232,11 @@ class FileCache:
                 "code": code,
             }
             offset += rows
-        row_keys = [key for key, _, _ in fresh]
         row_counts = [r.rows for _, r, _ in fresh]
         mask = np.repeat(np.array(storable, dtype=bool), row_counts) if fresh else np.zeros(0, bool)
-        fresh_keys = np.repeat(np.array(row_keys, dtype=object), row_counts) if fresh else np.zeros(0, object)
-        blocks = [
-            fresh_table.filter(pa.array(mask)).append_column("cache_key", pa.array(fresh_keys[mask], pa.string()))
-        ]
+        blocks = [fresh_table if mask.all() else fresh_table.filter(pa.array(mask))]
         if kept_rows is not None:
-            kept_keys = np.repeat(np.array(list(kept), dtype=object), [m["rows"] for m in kept.values()])
-            blocks.insert(0, kept_rows.append_column("cache_key", pa.array(kept_keys, pa.string())))
+            blocks.insert(0, kept_rows)
         table = pa.concat_tables([b.replace_schema_metadata(None) for b in blocks])
         schema = _STORE_SCHEMA.with_metadata({b"costscope.index": orjson.dumps(index)})
         try:
@@ -240,13 +244,14 @@ class FileCache:
             partial = self.path.with_name(f"{self.FILE}.{os.getpid()}.tmp")
             # uncompressed, so that a warm run memory-maps it without decoding
             with ipc.new_file(str(partial), schema) as writer:
-                writer.write_table(table.cast(_STORE_SCHEMA), max_chunksize=1 << 20)
+                writer.write_table(table.replace_schema_metadata(None), max_chunksize=1 << 20)
             os.replace(partial, self.path)
         except OSError:
             return  # a cache that cannot be written only costs speed
 
 
-_STORE_SCHEMA = pa.schema([*STEP_SCHEMA.remove_metadata(), pa.field("cache_key", pa.string())])
+_STORE_SCHEMA = STEP_SCHEMA.remove_metadata()
+"""The stored rows; which rows belong to which file is in the index (schema metadata), not in a column."""
 
 
 def _unchanged(meta: dict[str, Any]) -> bool:
@@ -263,11 +268,11 @@ Job = tuple[InputFile, str | None, bool, str | None]
 
 def _parse_chunk(jobs: list[Job]) -> tuple[pa.Table, list[FileResult]]:
     """Parse several files; their rows travel back as ONE table (one serialization per chunk, not per file)."""
-    results = [parse_file(*job) for job in jobs]
+    results = [parse_file(*job, materialize=False) for job in jobs]
     # one chunk per column: a table of many small chunks costs far more to send between processes
-    table = pa.concat_tables([r.table for r in results]).combine_chunks() if results else empty_table()
+    table = table_of([piece for r in results for piece in r.pieces]).combine_chunks()
     for result in results:
-        result.table = empty_table()
+        result.pieces = []
     return table, results
 
 
@@ -332,10 +337,16 @@ def parse_files(
         [(i, sources[i], size) for i, size in zip(todo, sizes, strict=True)], workers if parallel else 1, format_in
     )
     parallel = parallel and len(units) > 1
+    unit_sizes = [u[2] for u in units]
+    # in one process, chunks of about SERIAL_CHUNK_BYTES: rows become Arrow once per chunk, progress moves per chunk
     chunks = (
-        _chunks(list(range(len(units))), [u[2] for u in units], workers * 4)
-        if parallel
-        else [[u] for u in range(len(units))]
+        []
+        if not units
+        else _chunks(
+            list(range(len(units))),
+            unit_sizes,
+            workers * 4 if parallel else max(1, min(len(units), sum(unit_sizes) // SERIAL_CHUNK_BYTES)),
+        )
     )
     jobs = [[(units[u][1], format_in, strict, units[u][3]) for u in chunk] for chunk in chunks]
     pool = (

@@ -89,7 +89,8 @@ def test_progress_reports_bytes(tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     load_steps(files, progress=lambda done, total: seen.append((done, total)))
     total = sum(Path(f).stat().st_size for f in files)
-    assert seen[-1] == (total, total) and len(seen) == 2
+    # progress moves per chunk of files (about 8 MiB in one process), ending at the total
+    assert seen[-1] == (total, total) and seen == sorted(seen)
 
 
 def test_a_claude_session_is_parsed_again_when_its_subagents_change(tmp_path: Path) -> None:

@@ -6,14 +6,15 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..io import UTF8_BOM, InputFile, ReadError, iter_lines
-from ..schema import batch_from_rows
+from ..schema import STEP_SCHEMA, batch_from_rows
 
 BATCH_ROWS = 65_536
 R = TypeVar("R")
@@ -94,9 +95,84 @@ class Parser(Protocol):
         """True when the first bytes of a file look like this format."""
         ...
 
-    def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[pa.RecordBatch]:
-        """Yield record batches in STEP_SCHEMA; report unusable records to `ctx.skips`."""
+    def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[Piece]:
+        """Yield record batches in STEP_SCHEMA (or row dicts, see `Piece`); report unusable records to
+        `ctx.skips`."""
         ...
+
+
+@dataclass
+class Columns:
+    """Rows as one list per STEP_SCHEMA column (a column not named is null); the columns named in `iso_times`
+    hold ISO-8601 UTC strings that Arrow parses, instead of microseconds."""
+
+    values: dict[str, list[Any]]
+    rows: int
+    iso_times: tuple[str, ...] = ()
+
+    def extend(self, other: Columns) -> bool:
+        """Append `other`'s rows when it has the same columns (False, unchanged, when it does not)."""
+        if other.values.keys() != self.values.keys() or other.iso_times != self.iso_times:
+            return False
+        for name, column in self.values.items():
+            column.extend(other.values[name])
+        self.rows += other.rows
+        return True
+
+    def batch(self) -> pa.RecordBatch:
+        arrays = []
+        for f in STEP_SCHEMA:
+            column = self.values.get(f.name)
+            if column is None:
+                arrays.append(pa.nulls(self.rows, type=f.type))
+            elif f.name in self.iso_times:
+                arrays.append(pc.cast(pa.array(column, pa.string()), f.type))
+            else:
+                arrays.append(pa.array(column, type=f.type))
+        return pa.RecordBatch.from_arrays(arrays, schema=STEP_SCHEMA)
+
+
+Piece: TypeAlias = "pa.RecordBatch | list[dict[str, Any]] | Columns"
+"""What a parser yields: a record batch in STEP_SCHEMA, or rows as dicts (missing keys are null) or as columns,
+which the caller turns into Arrow together with the rows of other files: one conversion per chunk of files."""
+
+
+def table_of(pieces: list[Piece]) -> pa.Table:
+    """The rows of `pieces`, in order, as one STEP_SCHEMA table (consecutive row dicts, or consecutive columns,
+    converted at once)."""
+    batches: list[pa.RecordBatch] = []
+    pending: list[dict[str, Any]] | Columns | None = None
+
+    def flush() -> None:
+        if isinstance(pending, list):
+            batches.append(batch_from_rows(pending))
+        elif pending is not None:
+            batches.append(pending.batch())
+
+    for piece in pieces:
+        if isinstance(piece, list) and isinstance(pending, list):
+            pending.extend(piece)
+        elif isinstance(piece, Columns) and isinstance(pending, Columns) and pending.extend(piece):
+            pass
+        elif isinstance(piece, list | Columns):
+            flush()
+            pending = (
+                list(piece)
+                if isinstance(piece, list)
+                else Columns({k: list(v) for k, v in piece.values.items()}, piece.rows, piece.iso_times)
+            )
+        else:
+            flush()
+            pending = None
+            batches.append(piece)
+    flush()
+    return pa.Table.from_batches(batches, schema=STEP_SCHEMA) if batches else STEP_SCHEMA.empty_table()
+
+
+def piece_rows(piece: Piece) -> int:
+    if isinstance(piece, list):
+        return len(piece)
+    return piece.rows if isinstance(piece, Columns) else piece.num_rows
 
 
 class RowBuffer:

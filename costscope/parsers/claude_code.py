@@ -30,7 +30,8 @@ from ..errors import CostscopeError
 from ..io import UTF8_BOM, InputFile, iter_lines
 from ..schema import Kind, UsageSource
 from . import anthropic
-from .base import MAX_TOKENS, ParseContext, RecordError, RowBuffer, prefix_objects, text_or_none, timestamp_us
+from .base import MAX_TOKENS, ParseContext, Piece, RecordError, RowBuffer, prefix_objects, text_or_none, timestamp_us
+from .claude_fast import parse_fast
 from .usage import Usage
 
 NAME = "claude-code"
@@ -42,6 +43,9 @@ NOTE_PROGRESS_COPY = "claude-code: progress lines copying a subagent call (read 
 TASK_TOOLS = frozenset({"Task", "Agent"})
 _SAFE_ID = re.compile(r"[\w.-]{1,200}")
 _REPORTED = UsageSource.REPORTED.value
+FAST_PATH = True
+"""Read clean files with `claude_fast` (the reference path below reads the rest); tests turn it off to compare."""
+_PARENT_TOOL = re.compile(rb'"parentToolUseID":"([^"\\]+)"')
 
 
 def load(raw: bytes) -> Any:
@@ -287,10 +291,18 @@ def _agent_types_of(path: str, mtime_ns: int, size: int) -> dict[str, str]:
     """{agentId: subagent type} from a parent session file (links via progress lines and tool results)."""
     task_types: dict[str, str] = {}
     agent_tool: dict[str, str] = {}
+    linked_tools: set[bytes] = set()
     try:
         for _, raw in iter_lines(InputFile(path, Path(path))):
             if b"subagent_type" not in raw and b"agentId" not in raw:
                 continue
+            if b'"agent_progress"' in raw and b"subagent_type" not in raw:
+                # a subagent's progress lines all name the same Task call: the first one links them
+                found = _PARENT_TOOL.search(raw)
+                if found is not None:
+                    if found.group(1) in linked_tools:
+                        continue
+                    linked_tools.add(found.group(1))
             try:
                 obj = load(raw)
             except orjson.JSONDecodeError:
@@ -523,8 +535,17 @@ class ClaudeCodeParser:
         # Any of the first objects: newer builds may open a file with a record type this list lacks.
         return any(looks_like_project_log(obj) for obj in prefix_objects(prefix))
 
-    def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[pa.RecordBatch]:
+    def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[Piece]:
         state = _FileState(source, ctx, tenant_of(source.path))
+        if FAST_PATH:
+            fast = parse_fast(state)
+            if fast is not None:
+                columns, records, notes = fast
+                ctx.records[source.name] += records
+                ctx.notes.update(notes)
+                if columns is not None:
+                    yield columns
+                return
         for lineno, raw in ctx.lines(source):
             if not needs_parsing(raw):
                 continue
@@ -536,4 +557,5 @@ class ClaudeCodeParser:
                 ctx.skips.skip(source.name, lineno, str(exc))
         if state.rows.merged:
             ctx.notes["claude-code: repeated lines of one response merged"] += state.rows.merged
-        yield from state.rows.batches(ctx.batch_rows)
+        if state.rows.rows:
+            yield list(state.rows.rows.values())

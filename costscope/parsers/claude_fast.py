@@ -1,0 +1,344 @@
+"""The fast path of the Claude Code parser: a clean log file read into columns, merged with column operations.
+
+`claude_code` holds the reference semantics, line by line, as row dicts. This module reads the same lines into
+plain column lists (no dict per row, no per-row Arrow conversion) and does the merging with numpy: the row of
+one (`message.id`, `requestId`) is its last line with the most output, starting at the earliest line that was
+the most output so far; a `tool_use` block gives a tool row at its first line, ended by the first later
+`tool_result` that is not before it. The slots keep the reference order (a call, then its line's tools, in
+order of first appearance), so the table is the reference table, value for value.
+
+It covers the shape Claude Code writes and gives up (returns None) on anything else: a malformed or unknown
+line, a read error, a value of an unexpected type, a usage that the full check must judge, a timestamp that is
+not `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, or a progress line that is not a copy of a subagent file's call. The
+caller then parses the file with the reference path, which explains every skip.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..io import InputFile, ReadError, iter_lines
+from ..schema import Kind, UsageSource
+from .base import Columns
+
+if TYPE_CHECKING:
+    from .claude_code import _FileState
+
+_ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+"""The timestamps Claude Code writes (JavaScript's `toISOString`): of one width, so they compare as times do."""
+_EPOCH = "1970-01-01T00:00:00.000Z"
+_TAGS_SIDECHAIN = [("sidechain", "true")]
+_NO_TOOL = b'"tool_use"'
+_NO_RESULT = b'"tool_result"'
+
+
+class _GiveUp(Exception):
+    pass
+
+
+class _Columns:
+    """One list per field of the assistant lines kept, and of the tool uses and tool results seen."""
+
+    def __init__(self) -> None:
+        self.line: list[int] = []
+        self.message_id: list[str | None] = []
+        self.request_id: list[str | None] = []
+        self.model: list[str | None] = []
+        self.session: list[str | None] = []
+        self.agent: list[str] = []
+        self.sidechain: list[bool] = []
+        self.cost: list[float | None] = []
+        self.timestamp: list[str | None] = []
+        self.tier: list[str | None] = []
+        self.tokens: list[tuple[int, int, int, int | None, int] | None] = []
+        """(uncached input, cache read, cache write, 1h write, output) or None without usage."""
+        self.tool_at: list[int] = []
+        """Index (into the lists above) of the line holding each tool use."""
+        self.tool_id: list[str] = []
+        self.tool_name: list[str | None] = []
+        self.result_line: list[int] = []
+        self.result_id: list[str] = []
+        self.result_time: list[str | None] = []
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if type(value) is str:
+        return value
+    raise _GiveUp
+
+
+def _count(value: Any) -> int:
+    if type(value) is int and 0 <= value <= 1 << 40:
+        return value
+    raise _GiveUp
+
+
+def _tokens(usage: Any) -> tuple[int, int, int, int | None, int] | None:
+    if usage is None:
+        return None
+    if type(usage) is not dict:
+        raise _GiveUp
+    write = _count(usage.get("cache_creation_input_tokens"))
+    split = usage.get("cache_creation")
+    write_1h = None
+    if split is not None:
+        if type(split) is not dict:
+            raise _GiveUp
+        five, hour = split.get("ephemeral_5m_input_tokens"), split.get("ephemeral_1h_input_tokens")
+        if five is None and hour is None:
+            raise _GiveUp
+        write_1h = None if hour is None else _count(hour)
+        if (0 if five is None else _count(five)) + (write_1h or 0) != write:
+            raise _GiveUp
+    return (
+        _count(usage.get("input_tokens")),
+        _count(usage.get("cache_read_input_tokens")),
+        write,
+        write_1h,
+        _count(usage.get("output_tokens")),
+    )
+
+
+def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | None:
+    """(rows, records read, notes) of a clean file, or None when the reference path must read it."""
+    from .claude_code import NOTE_PROGRESS_COPY, SYNTHETIC_MODEL, needs_parsing
+
+    source: InputFile = state.source
+    cols = _Columns()
+    notes: Counter[str] = Counter()
+    records = 0
+    failed: list[ReadError] = []
+    try:
+        for lineno, raw in iter_lines(source, failed.append):
+            records += 1
+            if not needs_parsing(raw):
+                continue
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return None
+            if type(obj) is not dict:
+                return None
+            kind = obj.get("type")
+            if kind == "assistant":
+                message = obj.get("message")
+                if type(message) is not dict:
+                    return None
+                model = message.get("model")
+                if model == SYNTHETIC_MODEL:
+                    notes["claude-code: <synthetic> placeholder messages (not calls)"] += 1
+                    continue
+                usage = message.get("usage")
+                cols.tokens.append(_tokens(usage))
+                cols.tier.append(usage.get("service_tier") if type(usage) is dict else None)
+                cols.line.append(lineno)
+                cols.message_id.append(_text(message.get("id")))
+                cols.request_id.append(_text(obj.get("requestId")))
+                cols.model.append(_text(model))
+                session = _text(obj.get("sessionId"))
+                cols.session.append(session)
+                sidechain = obj.get("isSidechain")
+                if sidechain is not None and type(sidechain) is not bool:
+                    return None
+                cols.sidechain.append(sidechain is True)
+                agent_id = _text(obj.get("agentId"))
+                if agent_id is not None:
+                    cols.agent.append(state.agent_name(agent_id, session))
+                else:
+                    cols.agent.append("sidechain" if sidechain else "main")
+                cost = obj.get("costUSD")
+                if cost is not None and (type(cost) not in (int, float) or not cost >= 0):
+                    return None
+                cols.cost.append(None if cost is None else float(cost))
+                stamp = obj.get("timestamp")
+                cols.timestamp.append(_text(stamp))
+                if _NO_TOOL in raw:
+                    content = message.get("content")
+                    if type(content) is not list:
+                        return None
+                    for block in content:
+                        if type(block) is dict and block.get("type") == "tool_use":
+                            tool_id = _text(block.get("id"))
+                            if tool_id is not None:
+                                name = _text(block.get("name"))
+                                cols.tool_at.append(len(cols.line) - 1)
+                                cols.tool_id.append(tool_id)
+                                cols.tool_name.append(name)
+            elif kind == "user":
+                if _NO_RESULT not in raw:
+                    continue
+                message = obj.get("message")
+                if type(message) is not dict:
+                    continue
+                content = message.get("content")
+                if type(content) is not list:
+                    continue
+                stamp = _text(obj.get("timestamp"))
+                for block in content:
+                    if type(block) is dict and block.get("type") == "tool_result":
+                        tool_id = block.get("tool_use_id")
+                        if type(tool_id) is str and tool_id:
+                            cols.result_line.append(len(cols.line))
+                            cols.result_id.append(tool_id)
+                            cols.result_time.append(stamp)
+            elif kind == "progress":
+                if not _progress_copy(state, obj):
+                    return None
+                notes[NOTE_PROGRESS_COPY] += 1
+            elif not isinstance(kind, str) or kind not in _KNOWN:
+                return None
+        if failed:
+            return None
+        return _table(state, cols, notes), records, notes
+    except _GiveUp:
+        return None
+
+
+_KNOWN = frozenset({"system", "summary", "file-history-snapshot", "queue-operation"})
+
+
+def _progress_copy(state: _FileState, obj: dict[str, Any]) -> bool:
+    """True for a progress line the reference path ignores as a copy of a call in a subagent file on disk;
+    False for any other progress line (the reference path then reads the file)."""
+    data = obj.get("data")
+    if type(data) is not dict or data.get("type") != "agent_progress":
+        return False
+    inner = data.get("message")
+    if type(inner) is not dict or inner.get("type") != "assistant":
+        return False
+    message = inner.get("message")
+    if type(message) is not dict or type(message.get("usage")) is not dict:
+        return False
+    agent_id = data.get("agentId")
+    return type(agent_id) is str and bool(agent_id) and state.subagent_file_exists(agent_id)
+
+
+def _table(state: _FileState, cols: _Columns, notes: Counter[str]) -> Columns | None:
+    _check_times(cols.timestamp)
+    stamps = cols.timestamp
+    # call slots, one per key: [most output so far, line index held, earliest start of the held lines, first line]
+    calls: dict[Any, list[Any]] = {}
+    merged = 0
+    triples = zip(cols.message_id, cols.request_id, cols.tokens, strict=True)
+    for i, (message_id, request_id, tokens) in enumerate(triples):
+        key: Any = i if message_id is None else message_id if request_id is None else f"{message_id}:{request_id}"
+        output = tokens[4] if tokens is not None else 0
+        begin = stamps[i]
+        held = calls.get(key)
+        if held is None:
+            calls[key] = [output, i, begin, i]
+            continue
+        merged += 1
+        if output >= held[0]:
+            held[0], held[1] = output, i
+            if begin is not None and (held[2] is None or begin < held[2]):
+                held[2] = begin
+    if merged:
+        notes["claude-code: repeated lines of one response merged"] += merged
+
+    tool_first: dict[str, int] = {}
+    for t, tool_id in enumerate(cols.tool_id):
+        tool_first.setdefault(tool_id, t)
+    tool_end: dict[str, str] = {}
+    if cols.result_id and tool_first:
+        _check_times(cols.result_time)
+        for at, tool_id, end in zip(cols.result_line, cols.result_id, cols.result_time, strict=True):
+            first = tool_first.get(tool_id)
+            if first is None or tool_id in tool_end or end is None or cols.tool_at[first] >= at:
+                continue
+            begin = stamps[cols.tool_at[first]]
+            # as the reference: a tool without a start (or starting at 0 µs) ends at its result
+            if (begin if begin is not None and begin != _EPOCH else end) <= end:
+                tool_end[tool_id] = end
+
+    # the reference slot order: by first line; at a line, its call (if new) before its tools, in block order
+    held_calls = list(calls.values())
+    tools = list(tool_first.values())
+    order = sorted(
+        [(held[3], 0, c) for c, held in enumerate(held_calls)]
+        + [(cols.tool_at[t], 1, len(held_calls) + k) for k, t in enumerate(tools)]
+    )
+    if not order:
+        return None
+    return _columns(state, cols, held_calls, tools, tool_end, [slot for _, _, slot in order])
+
+
+def _check_times(values: list[str | None]) -> None:
+    match = _ISO_UTC.fullmatch
+    if not all(v is None or match(v) for v in values):
+        raise _GiveUp
+
+
+def _columns(
+    state: _FileState,
+    cols: _Columns,
+    held_calls: list[list[Any]],
+    tools: list[int],
+    tool_end: dict[str, str],
+    order: list[int],
+) -> Columns:
+    """Call rows then tool rows, column by column, in slot order (`order` indexes the two lists joined)."""
+    chosen = [held[1] for held in held_calls]
+    at = [cols.tool_at[t] for t in tools]
+    tokens = [cols.tokens[i] for i in chosen]
+    ids = [cols.tool_id[t] for t in tools]
+    no_tools = [None] * len(tools)
+
+    def both(call_values: list[Any], tool_values: list[Any]) -> list[Any]:
+        joined = call_values + tool_values
+        return [joined[k] for k in order]
+
+    def token(position: int) -> list[Any]:
+        return [u[position] if u is not None else None for u in tokens]
+
+    rows = len(order)
+    values: dict[str, list[Any]] = {
+        "source": [state.source.name] * rows,
+        "line": both([cols.line[i] for i in chosen], [cols.line[i] for i in at]),
+        "format": ["claude-code"] * rows,
+        "record_id": both(
+            [
+                None
+                if cols.message_id[i] is None
+                else cols.message_id[i]
+                if cols.request_id[i] is None
+                else f"{cols.message_id[i]}:{cols.request_id[i]}"
+                for i in chosen
+            ],
+            ids,
+        ),
+        "trace_id": both([cols.session[i] for i in chosen], [cols.session[i] for i in at]),
+        "span_id": both([cols.message_id[i] for i in chosen], ids),
+        "parent_id": both([None] * len(chosen), [cols.message_id[i] for i in at]),
+        "kind": both([_LLM] * len(chosen), [_TOOL] * len(tools)),
+        "agent": both([cols.agent[i] for i in chosen], [cols.agent[i] for i in at]),
+        "tenant": [state.tenant] * rows,
+        "tool": both([None] * len(chosen), [cols.tool_name[t] for t in tools]),
+        "tags": both(
+            [_TAGS_SIDECHAIN if cols.sidechain[i] else None for i in chosen],
+            [_TAGS_SIDECHAIN if cols.sidechain[i] else None for i in at],
+        ),
+        "start": both([held[2] for held in held_calls], [cols.timestamp[i] for i in at]),
+        "end": both([None] * len(chosen), [tool_end.get(tool_id) for tool_id in ids]),
+        "provider": both(["anthropic"] * len(chosen), no_tools),
+        "model": both([cols.model[i] for i in chosen], no_tools),
+        "service_tier": both([t if type(t := cols.tier[i]) is str else None for i in chosen], no_tools),
+        "input_tokens": both([u[0] + u[1] + u[2] if u is not None else None for u in tokens], no_tools),
+        "cache_read_tokens": both(token(1), no_tools),
+        "cache_write_tokens": both(token(2), no_tools),
+        "cache_write_1h_tokens": both(token(3), no_tools),
+        "output_tokens": both(token(4), no_tools),
+        "usage_source": both([_REPORTED if u is not None else None for u in tokens], no_tools),
+        "reported_cost_usd": both([cols.cost[i] for i in chosen], no_tools),
+    }
+    return Columns(values, rows, iso_times=("start", "end"))
+
+
+_LLM, _TOOL = Kind.LLM.value, Kind.TOOL.value
+_REPORTED = UsageSource.REPORTED.value

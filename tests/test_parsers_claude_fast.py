@@ -1,0 +1,176 @@
+"""The fast path of the Claude Code parser gives the reference path's table, value for value, or gives up.
+
+The reference (`claude_code`, line by line) is the specification; `claude_fast` must agree with it on every
+file it accepts: hand-written fixtures, the shared real recordings and generated logs with repeated lines,
+growing output, out-of-order times, tool uses and results, sidechains and logged costs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from costscope import ingest
+from costscope.io import InputFile
+from costscope.parsers import claude_code
+from costscope.parsers.base import ParseContext, Skips
+from costscope.parsers.claude_fast import parse_fast
+
+DATA = Path(__file__).parent / "data" / "claude_code"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "claude_code"
+
+
+def _both(path: Path) -> tuple[ingest.FileResult, ingest.FileResult]:
+    results = []
+    for fast in (False, True):
+        claude_code.FAST_PATH = fast
+        claude_code._agent_types_of.cache_clear()
+        try:
+            results.append(ingest.parse_file(InputFile(str(path), path), "claude-code", strict=False))
+        finally:
+            claude_code.FAST_PATH = True
+    return results[0], results[1]
+
+
+def _same(reference: ingest.FileResult, fast: ingest.FileResult) -> None:
+    assert fast.table.equals(reference.table), _first_difference(reference, fast)
+    assert (fast.records, fast.notes, fast.skip_counts, fast.skip_examples) == (
+        reference.records,
+        reference.notes,
+        reference.skip_counts,
+        reference.skip_examples,
+    )
+
+
+def _first_difference(reference: ingest.FileResult, fast: ingest.FileResult) -> str:
+    if reference.table.num_rows != fast.table.num_rows:
+        return f"rows {reference.table.num_rows} != {fast.table.num_rows}"
+    for name in reference.table.column_names:
+        a, b = reference.table[name].to_pylist(), fast.table[name].to_pylist()
+        if a != b:
+            row = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+            return f"{name}[{row}]: {a[row]!r} != {b[row]!r}"
+    return "schema"
+
+
+def _accepted(path: Path) -> bool:
+    state = claude_code._FileState(InputFile(str(path), path), ParseContext(Skips()), claude_code.tenant_of(path))
+    return parse_fast(state) is not None
+
+
+def _logs(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.jsonl")) if root.is_dir() else []
+
+
+@pytest.mark.parametrize("path", _logs(DATA), ids=lambda p: p.name)
+def test_fixtures_read_the_same_either_way(path: Path) -> None:
+    _same(*_both(path))
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared fixtures are not beside the checkout")
+def test_shared_recordings_read_the_same_either_way() -> None:
+    for path in _logs(SHARED):
+        _same(*_both(path))
+
+
+def _stamp(rng: random.Random) -> str:
+    seconds = rng.randrange(0, 400)
+    return f"2026-03-0{1 + seconds // 200}T10:{(seconds // 60) % 60:02d}:{seconds % 60:02d}.{rng.randrange(1000):03d}Z"
+
+
+def _session(seed: int) -> Iterator[dict[str, Any]]:
+    """A clean-shaped session: responses written over several lines with growing (or shrinking) output, tool uses
+    and their results (some before their use, some never), lines without ids, sidechains and logged costs."""
+    rng = random.Random(seed)
+    tools: list[str] = []
+    for n in range(rng.randrange(1, 25)):
+        kind = rng.random()
+        if kind < 0.65:
+            message_id = rng.choice([f"msg_{rng.randrange(6)}", None]) if rng.random() < 0.9 else None
+            content: list[dict[str, Any]] = [{"type": "text", "text": "ok"}]
+            for _ in range(rng.randrange(0, 3)):
+                tool_id = f"toolu_{rng.randrange(8)}"
+                tools.append(tool_id)
+                content.append({"type": "tool_use", "id": tool_id, "name": rng.choice(["Bash", "Read"]), "input": {}})
+            write_1h = rng.randrange(0, 50)
+            usage: dict[str, Any] = {
+                "input_tokens": rng.randrange(0, 20),
+                "cache_creation_input_tokens": write_1h + 7,
+                "cache_read_input_tokens": rng.randrange(0, 1000),
+                "output_tokens": rng.randrange(0, 40),
+                "cache_creation": {"ephemeral_5m_input_tokens": 7, "ephemeral_1h_input_tokens": write_1h},
+                "service_tier": rng.choice(["standard", None]),
+            }
+            record: dict[str, Any] = {
+                "type": "assistant",
+                "sessionId": "sess-1",
+                "isSidechain": rng.random() < 0.2,
+                "requestId": rng.choice([f"req_{rng.randrange(3)}", None]),
+                "timestamp": rng.choice([_stamp(rng), _stamp(rng), None]),
+                "message": {
+                    "id": message_id,
+                    "model": rng.choice(["claude-sonnet-4-5-20250929", "<synthetic>"]),
+                    "type": "message",
+                    "role": "assistant",
+                    "content": content,
+                    "usage": usage,
+                },
+            }
+            if rng.random() < 0.1:
+                record["costUSD"] = rng.choice([0, 0.25, 3])
+            if rng.random() < 0.1:
+                del record["message"]["usage"]
+            yield record
+        elif kind < 0.9 and tools:
+            yield {
+                "type": "user",
+                "sessionId": "sess-1",
+                "timestamp": rng.choice([_stamp(rng), None]),
+                "message": {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": rng.choice([*tools, "toolu_other"]), "content": "x" * n}
+                    ],
+                },
+            }
+        else:
+            yield rng.choice(
+                [
+                    {
+                        "type": "user",
+                        "sessionId": "sess-1",
+                        "timestamp": _stamp(rng),
+                        "message": {"role": "user", "content": "hi"},
+                    },
+                    {"type": "system", "subtype": "compact_boundary", "sessionId": "sess-1"},
+                    {"type": "file-history-snapshot", "messageId": "m", "snapshot": {}},
+                ]
+            )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**9))
+def test_generated_sessions_read_the_same_either_way(seed: int, tmp_path: Path) -> None:
+    path = tmp_path / "proj" / f"s{seed}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(record) + "\n" for record in _session(seed)))
+    _same(*_both(path))
+
+
+def test_the_fast_path_takes_clean_files_and_leaves_the_rest(tmp_path: Path) -> None:
+    clean = tmp_path / "p" / "clean.jsonl"
+    clean.parent.mkdir()
+    clean.write_text("".join(json.dumps(record) + "\n" for record in _session(3)))
+    assert _accepted(clean)
+    for damage in ['{"type": "assistant", "message": {"id": "m"', '{"type": "brand-new"}', "[1, 2]"]:
+        damaged = tmp_path / "p" / "damaged.jsonl"
+        damaged.write_text(clean.read_text() + damage + "\n")
+        assert not _accepted(damaged)
+        _same(*_both(damaged))
