@@ -27,7 +27,7 @@ import orjson
 import pyarrow as pa
 
 from ..errors import CostscopeError
-from ..io import UTF8_BOM, InputFile, iter_lines
+from ..io import UTF8_BOM, InputFile
 from ..schema import Kind, UsageSource
 from . import anthropic
 from .base import MAX_TOKENS, ParseContext, Piece, RecordError, RowBuffer, prefix_objects, text_or_none, timestamp_us
@@ -293,25 +293,40 @@ def _agent_types_of(path: str, mtime_ns: int, size: int) -> dict[str, str]:
     agent_tool: dict[str, str] = {}
     linked_tools: set[bytes] = set()
     try:
-        for _, raw in iter_lines(InputFile(path, Path(path))):
-            if b"subagent_type" not in raw and b"agentId" not in raw:
-                continue
-            if b'"agent_progress"' in raw and b"subagent_type" not in raw:
-                # a subagent's progress lines all name the same Task call: the first one links them
-                found = _PARENT_TOOL.search(raw)
-                if found is not None:
-                    if found.group(1) in linked_tools:
-                        continue
-                    linked_tools.add(found.group(1))
-            try:
-                obj = load(raw)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(obj, dict):
-                _collect_links(obj, task_types, agent_tool)
-    except (CostscopeError, OSError):
+        with InputFile(path, Path(path)).open() as fh:
+            data = fh.read()
+    except (CostscopeError, OSError, EOFError):
         return {}
+    for raw in _lines_with(data, (b"subagent_type", b"agentId")):
+        if b'"agent_progress"' in raw and b"subagent_type" not in raw:
+            # a subagent's progress lines all name the same Task call: the first one links them
+            found = _PARENT_TOOL.search(raw)
+            if found is not None:
+                if found.group(1) in linked_tools:
+                    continue
+                linked_tools.add(found.group(1))
+        try:
+            obj = load(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            _collect_links(obj, task_types, agent_tool)
     return {agent: task_types[tool] for agent, tool in agent_tool.items() if tool in task_types}
+
+
+def _lines_with(data: bytes, markers: tuple[bytes, ...]) -> list[bytes]:
+    """The lines of `data` holding any of `markers`, in file order: found by searching for the markers, so the
+    other lines (most of a session) are never split out or looked at."""
+    spans: set[tuple[int, int]] = set()
+    for marker in markers:
+        at = data.find(marker)
+        while at != -1:
+            start = data.rfind(b"\n", 0, at) + 1
+            end = data.find(b"\n", at)
+            end = len(data) if end == -1 else end
+            spans.add((start, end))
+            at = data.find(marker, end)
+    return [data[start:end] for start, end in sorted(spans)]
 
 
 def _collect_links(obj: dict[str, Any], task_types: dict[str, str], agent_tool: dict[str, str]) -> None:
