@@ -268,12 +268,25 @@ Job = tuple[InputFile, str | None, bool, str | None]
 
 def _parse_chunk(jobs: list[Job]) -> tuple[pa.Table, list[FileResult]]:
     """Parse several files; their rows travel back as ONE table (one serialization per chunk, not per file)."""
-    results = [parse_file(*job, materialize=False) for job in jobs]
+    done = {
+        index: parse_file(*jobs[index], materialize=False)
+        for index in sorted(range(len(jobs)), key=lambda i: _work_order(jobs[i][0]))
+    }
+    results = [done[index] for index in range(len(jobs))]
     # one chunk per column: a table of many small chunks costs far more to send between processes
     table = table_of([piece for r in results for piece in r.pieces]).combine_chunks()
     for result in results:
         result.pieces = []
     return table, results
+
+
+def _work_order(source: InputFile) -> tuple[str, int]:
+    """Parse a Claude Code session before its subagent files (`<session>/subagents/*.jsonl`, which sort first):
+    parsing the session tells their agent names, which they would otherwise read the session again for."""
+    path = source.path
+    if path is not None and path.parent.name == "subagents":
+        return str(path.parent.parent) + ".jsonl", 1
+    return str(path) if path is not None else source.name, 0
 
 
 def _chunks(todo: list[int], sizes: list[int], count: int) -> list[list[int]]:

@@ -16,6 +16,7 @@ type named in the parent's Task/Agent call when it can be resolved, else the age
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from ..io import UTF8_BOM, InputFile
 from ..schema import Kind, UsageSource
 from . import anthropic
 from .base import MAX_TOKENS, ParseContext, Piece, RecordError, RowBuffer, prefix_objects, text_or_none, timestamp_us
-from .claude_fast import parse_fast
+from .claude_fast import parse_fast, remembered_links
 from .usage import Usage
 
 NAME = "claude-code"
@@ -45,7 +46,6 @@ _SAFE_ID = re.compile(r"[\w.-]{1,200}")
 _REPORTED = UsageSource.REPORTED.value
 FAST_PATH = True
 """Read clean files with `claude_fast` (the reference path below reads the rest); tests turn it off to compare."""
-_PARENT_TOOL = re.compile(rb'"parentToolUseID":"([^"\\]+)"')
 
 
 def load(raw: bytes) -> Any:
@@ -291,20 +291,12 @@ def _agent_types_of(path: str, mtime_ns: int, size: int) -> dict[str, str]:
     """{agentId: subagent type} from a parent session file (links via progress lines and tool results)."""
     task_types: dict[str, str] = {}
     agent_tool: dict[str, str] = {}
-    linked_tools: set[bytes] = set()
     try:
         with InputFile(path, Path(path)).open() as fh:
             data = fh.read()
     except (CostscopeError, OSError, EOFError):
         return {}
     for raw in _lines_with(data, (b"subagent_type", b"agentId")):
-        if b'"agent_progress"' in raw and b"subagent_type" not in raw:
-            # a subagent's progress lines all name the same Task call: the first one links them
-            found = _PARENT_TOOL.search(raw)
-            if found is not None:
-                if found.group(1) in linked_tools:
-                    continue
-                linked_tools.add(found.group(1))
         try:
             obj = load(raw)
         except orjson.JSONDecodeError:
@@ -365,7 +357,8 @@ def parent_agent_types(path: Path | None, session_id: str | None) -> dict[str, s
         except OSError:
             continue
         if candidate.is_file() and candidate != path:
-            return _agent_types_of(str(candidate), stat.st_mtime_ns, stat.st_size)
+            known = remembered_links((os.path.abspath(candidate), stat.st_mtime_ns, stat.st_size))
+            return known if known is not None else _agent_types_of(str(candidate), stat.st_mtime_ns, stat.st_size)
     return {}
 
 

@@ -15,8 +15,10 @@ caller then parses the file with the reference path, which explains every skip.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -114,6 +116,8 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
     notes: Counter[str] = Counter()
     records = 0
     failed: list[ReadError] = []
+    links = Links()
+    identity = file_identity(source.path)
     try:
         for lineno, raw in iter_lines(source, failed.append):
             records += 1
@@ -130,6 +134,8 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
                 message = obj.get("message")
                 if type(message) is not dict:
                     return None
+                if _TASK in raw:
+                    links.assistant(message)
                 model = message.get("model")
                 if model == SYNTHETIC_MODEL:
                     notes["claude-code: <synthetic> placeholder messages (not calls)"] += 1
@@ -180,6 +186,7 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
                 if type(content) is not list:
                     continue
                 stamp = _text(obj.get("timestamp"))
+                first_result = None
                 for block in content:
                     if type(block) is dict and block.get("type") == "tool_result":
                         tool_id = block.get("tool_use_id")
@@ -187,7 +194,11 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
                             cols.result_line.append(len(cols.line))
                             cols.result_id.append(tool_id)
                             cols.result_time.append(stamp)
+                            first_result = first_result or tool_id
+                if first_result is not None and _AGENT in raw:
+                    links.result(obj.get("toolUseResult"), first_result)
             elif kind == "progress":
+                links.progress(obj)
                 if not _progress_copy(state, obj):
                     return None
                 notes[NOTE_PROGRESS_COPY] += 1
@@ -195,12 +206,75 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
                 return None
         if failed:
             return None
-        return _table(state, cols, notes), records, notes
+        table = _table(state, cols, notes)
+        if identity is not None:
+            remember_links(identity, links.agent_types())
+        return table, records, notes
     except _GiveUp:
         return None
 
 
 _KNOWN = frozenset({"system", "summary", "file-history-snapshot", "queue-operation"})
+_TASK = b"subagent_type"
+_AGENT = b"agentId"
+
+
+class Links:
+    """What a session file says about its subagents, as `claude_code._collect_links` reads it: the subagent
+    type of each Task/Agent call, and which call started each agent (progress lines, Task results)."""
+
+    def __init__(self) -> None:
+        self.task_types: dict[str, str] = {}
+        self.agent_tool: dict[str, str] = {}
+
+    def assistant(self, message: dict[str, Any]) -> None:
+        from .claude_code import subagent_type
+
+        content = message.get("content")
+        for block in content if type(content) is list else ():
+            if isinstance(block, dict):
+                tool_id, kind = block.get("id"), subagent_type(block.get("name"), block.get("input"))
+                if isinstance(tool_id, str) and kind is not None:
+                    self.task_types[tool_id] = kind
+
+    def progress(self, obj: dict[str, Any]) -> None:
+        data, tool_id = obj.get("data"), obj.get("parentToolUseID")
+        if isinstance(data, dict) and isinstance(data.get("agentId"), str) and isinstance(tool_id, str):
+            self.agent_tool.setdefault(data["agentId"], tool_id)
+
+    def result(self, result: Any, first_tool: str) -> None:
+        agent = result.get("agentId") if isinstance(result, dict) else None
+        if isinstance(agent, str):
+            self.agent_tool.setdefault(agent, first_tool)
+
+    def agent_types(self) -> dict[str, str]:
+        return {agent: self.task_types[tool] for agent, tool in self.agent_tool.items() if tool in self.task_types}
+
+
+_REMEMBERED: dict[tuple[str, int, int], dict[str, str]] = {}
+_REMEMBER_AT_MOST = 1024
+
+
+def file_identity(path: Path | None) -> tuple[str, int, int] | None:
+    """(absolute path, mtime_ns, size) of a file, the key under which its subagent links are remembered."""
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return os.path.abspath(path), stat.st_mtime_ns, stat.st_size
+
+
+def remember_links(identity: tuple[str, int, int], agent_types: dict[str, str]) -> None:
+    """Keep a parsed session's subagent types, so that its subagent files need not read it again."""
+    if len(_REMEMBERED) >= _REMEMBER_AT_MOST:
+        _REMEMBERED.clear()
+    _REMEMBERED[identity] = agent_types
+
+
+def remembered_links(identity: tuple[str, int, int]) -> dict[str, str] | None:
+    return _REMEMBERED.get(identity)
 
 
 def _progress_copy(state: _FileState, obj: dict[str, Any]) -> bool:
