@@ -17,7 +17,7 @@ from .composition import analyze_composition
 from .errors import ConfigError, InputError
 from .pricing import PriceBook, PricingResult, price_table
 from .report import Report, TokensReport
-from .schema import UsageSource
+from .schema import DATASET_MANIFEST, UsageSource
 from .steps import Filters, LoadResult, load_steps
 
 # Simulation, findings, suggestions and datasets are imported where used: `analyze` starts without them.
@@ -310,6 +310,8 @@ def convert(
 
 def dataset_input(paths: list[str], engine: str = "local", scheduler: str | None = None) -> str | None:
     """The dataset directory when `paths` is one, else None (trace files); `--engine dask` needs a dataset."""
+    if engine == "local" and scheduler is None and not any((Path(p) / DATASET_MANIFEST).is_file() for p in paths):
+        return None  # plain trace files: no need to load the engines
     from . import engines
 
     return engines.dataset_input(paths, engine, scheduler)

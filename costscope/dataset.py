@@ -33,10 +33,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from . import __version__
 from .errors import InputError
 from .parsers import Skips
-from .schema import SCHEMA_VERSION, STEP_SCHEMA, conform
+from .schema import DATASET_MANIFEST, SCHEMA_VERSION, STEP_SCHEMA, conform
 from .steps import FileReport, Filters, LoadResult, _parse_time
 
-MANIFEST = "costscope-dataset.json"
+MANIFEST = DATASET_MANIFEST
 DUPLICATES = "duplicates.txt"
 DATASET_VERSION: Literal[1] = 1
 UNDATED = "undated"

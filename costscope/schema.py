@@ -15,6 +15,8 @@ from typing import Any
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
+DATASET_MANIFEST = "costscope-dataset.json"
+"""The file that makes a directory a costscope dataset (`costscope convert`)."""
 
 
 class Kind(StrEnum):

@@ -118,16 +118,35 @@ def order_steps(table: pa.Table) -> pa.Table:
         return table
     own = pc.binary_join_element_wise(table["source"], pc.cast(table["line"], pa.string()), ":")
     table = table.set_column(table.schema.get_field_index("trace_id"), "trace_id", pc.coalesce(table["trace_id"], own))
-    table = table.sort_by(
-        [("trace_id", "ascending"), ("start", "ascending"), ("source", "ascending"), ("line", "ascending")]
-    ).combine_chunks()
-    codes = pc.dictionary_encode(table["trace_id"]).combine_chunks().indices.to_numpy(zero_copy_only=False)
+    # sort by (trace_id, start, source, line) as numbers: each string column by the rank of its distinct values
+    trace_rank = _ranks(table["trace_id"])
+    start = pc.fill_null(pc.cast(table["start"], pa.int64()), np.iinfo(np.int64).max)  # no start: last
+    order = np.lexsort(
+        (
+            table["line"].to_numpy(),
+            _ranks(table["source"]),
+            start.to_numpy(),
+            trace_rank,
+        )
+    )
+    table = table.take(pa.array(order)).combine_chunks()
+    codes = trace_rank[order]
     position = np.arange(len(codes))
     first = np.ones(len(codes), dtype=bool)
     first[1:] = codes[1:] != codes[:-1]
     group_start = np.maximum.accumulate(np.where(first, position, 0))
     step = pa.array((position - group_start + 1).astype(np.int32))
     return table.set_column(table.schema.get_field_index("step"), "step", step)
+
+
+def _ranks(column: pa.ChunkedArray) -> np.ndarray:
+    """Each value's rank among the column's distinct values (in sort order), so that rows sort as their values
+    do; the values must not be null."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    rank_of_code = np.empty(len(encoded.dictionary), dtype=np.int64)
+    rank_of_code[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(encoded.dictionary))
+    ranks: np.ndarray = rank_of_code[encoded.indices.to_numpy()]
+    return ranks
 
 
 def _parse_time(text: str, option: str) -> datetime:
@@ -158,6 +177,8 @@ class Filters:
 
     def apply(self, table: pa.Table) -> pa.Table:
         """Keep the rows the filters select. `--until` is exclusive; a bare date means its midnight UTC."""
+        if not (self.since or self.until or self.models or self.agents):
+            return table
         mask = pa.array(np.ones(table.num_rows, dtype=bool))
         if self.since:
             mask = pc.and_kleene(mask, pc.greater_equal(table["start"], _parse_time(self.since, "--since")))
