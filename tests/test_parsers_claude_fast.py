@@ -140,6 +140,28 @@ def _session(seed: int) -> Iterator[dict[str, Any]]:
                     ],
                 },
             }
+        elif kind < 0.95:
+            # a subagent's line copied into the session: a call (read from its file when that exists), or a prompt
+            inner_type = rng.choice(["assistant", "user"])
+            inner: dict[str, Any] = {"id": f"msg_sub{rng.randrange(4)}", "model": "claude-haiku-4-5-20251001"}
+            if inner_type == "assistant" or rng.random() < 0.3:  # a prompt never counts, even with a usage
+                inner["usage"] = {
+                    "input_tokens": 3,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 9,
+                    "output_tokens": rng.randrange(1, 9),
+                }
+            yield {
+                "type": "progress",
+                "sessionId": "sess-1",
+                "timestamp": _stamp(rng),
+                "parentToolUseID": rng.choice(tools or ["toolu_0"]),
+                "data": {
+                    "type": "agent_progress",
+                    "agentId": rng.choice(["sub1", "sub1", "sub2"]),
+                    "message": {"type": inner_type, "requestId": "req_s", "timestamp": _stamp(rng), "message": inner},
+                },
+            }
         else:
             yield rng.choice(
                 [
@@ -159,7 +181,9 @@ def _session(seed: int) -> Iterator[dict[str, Any]]:
 @given(seed=st.integers(0, 10**9))
 def test_generated_sessions_read_the_same_either_way(seed: int, tmp_path: Path) -> None:
     path = tmp_path / "proj" / f"s{seed}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    subagents = path.parent / f"s{seed}" / "subagents"
+    subagents.mkdir(parents=True, exist_ok=True)
+    (subagents / "agent-sub1.jsonl").write_text("")  # sub1's calls are read from its file, sub2's from the copies
     path.write_text("".join(json.dumps(record) + "\n" for record in _session(seed)))
     _same(*_both(path))
 

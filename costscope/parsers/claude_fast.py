@@ -199,9 +199,11 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
                     links.result(obj.get("toolUseResult"), first_result)
             elif kind == "progress":
                 links.progress(obj)
-                if not _progress_copy(state, obj):
+                copy = _progress(state, obj)
+                if copy is False:
                     return None
-                notes[NOTE_PROGRESS_COPY] += 1
+                if copy:
+                    notes[NOTE_PROGRESS_COPY] += 1
             elif not isinstance(kind, str) or kind not in _KNOWN:
                 return None
         if failed:
@@ -277,18 +279,19 @@ def remembered_links(identity: tuple[str, int, int]) -> dict[str, str] | None:
     return _REMEMBERED.get(identity)
 
 
-def _progress_copy(state: _FileState, obj: dict[str, Any]) -> bool:
-    """True for a progress line the reference path ignores as a copy of a call in a subagent file on disk;
-    False for any other progress line (the reference path then reads the file)."""
+def _progress(state: _FileState, obj: dict[str, Any]) -> bool | None:
+    """What the reference path makes of a progress line: None for none of its business (not a subagent's call
+    with usage: hooks, a subagent's prompts and tool results), True for a copy of a call read from the subagent
+    file on disk, False for an embedded call that becomes a row (left to the reference path)."""
     data = obj.get("data")
     if type(data) is not dict or data.get("type") != "agent_progress":
-        return False
+        return None
     inner = data.get("message")
     if type(inner) is not dict or inner.get("type") != "assistant":
-        return False
+        return None
     message = inner.get("message")
     if type(message) is not dict or type(message.get("usage")) is not dict:
-        return False
+        return None
     agent_id = data.get("agentId")
     return type(agent_id) is str and bool(agent_id) and state.subagent_file_exists(agent_id)
 
