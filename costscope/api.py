@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -78,6 +79,11 @@ class PricedSteps:
     @property
     def table(self) -> pa.Table:
         return self.pricing.table
+
+    @cached_property
+    def calls(self) -> pa.Table:
+        """The LLM-call rows, filtered once (each filter copies every column)."""
+        return attr.llm_calls(self.table)
 
 
 def load_priced_steps(
@@ -178,14 +184,14 @@ def _find(steps: PricedSteps, options: FindOptions) -> list[Finding]:
 
 def build_report(steps: PricedSteps, options: AnalyzeOptions, findings: FindOptions | None = None) -> Report:
     """The analysis report; with `findings` options, also the cost leaks (`Report.findings`)."""
-    calls = attr.llm_calls(steps.table)
+    calls = steps.calls
     totals = attr.totals(calls)
     per_trace = attr.trace_costs(calls)
     agent_groups = attr.groups(calls, ["agent"]) if calls.num_rows else []
     cost = totals["cost_usd"]
     input_tokens = totals["input_tokens"]
     no_cache_cost = (cost or 0.0) + (totals["cache_saved_usd"] or 0.0)
-    composition = analyze_composition(steps.table, [], 0)
+    composition = analyze_composition(calls, [], 0)
     return Report(
         inputs=_inputs(steps.load),
         totals=totals,
@@ -204,7 +210,7 @@ def build_report(steps: PricedSteps, options: AnalyzeOptions, findings: FindOpti
             "saved_usd": totals["cache_saved_usd"],
             "cost_without_cache_usd": no_cache_cost if cost is not None else None,
         },
-        reported=attr.reported_costs(steps.table),
+        reported=attr.reported_costs(steps.table, calls),
         prices=steps.pricing.entries,
         price_sources=steps.book.sources,
         unpriced=steps.pricing.unpriced,
@@ -228,7 +234,7 @@ def build_tokens_report(steps: PricedSteps, options: AnalyzeOptions) -> TokensRe
             hint="costscope tokens reads request/response logs that include the request body "
             '({"request": {...}, "response": {...}} per line)',
         )
-    totals = attr.totals(attr.llm_calls(steps.table))
+    totals = attr.totals(steps.calls)
     return TokensReport(composition, _inputs(steps.load), _warnings(steps, totals))
 
 
@@ -258,7 +264,7 @@ def build_simulation(
 
     scenarios = load_scenarios(policies)
     sweep_spec = Sweep.parse(sweep) if sweep else None
-    totals = attr.totals(attr.llm_calls(steps.table))
+    totals = attr.totals(steps.calls)
     recorded = Recorded(steps.table, steps.book, _inputs(steps.load), _warnings(steps, totals), steps.pricing.unpriced)
     return simulate_recorded(recorded, scenarios, sweep_spec, backtest, content)
 
@@ -282,7 +288,7 @@ def build_suggestion(steps: PricedSteps, find_options: FindOptions | None = None
 
 def notes(steps: PricedSteps) -> tuple[dict[str, object], list[str]]:
     """What was read (`inputs`) and the warnings about it, for commands that build no Report."""
-    return _inputs(steps.load), _warnings(steps, attr.totals(attr.llm_calls(steps.table)))
+    return _inputs(steps.load), _warnings(steps, attr.totals(steps.calls))
 
 
 def policy_schema_json() -> str:

@@ -37,13 +37,14 @@ MONEY = {
 }
 
 
-def reported_costs(table: pa.Table) -> dict[str, Any]:
+def reported_costs(table: pa.Table, calls: pa.Table | None = None) -> dict[str, Any]:
     """Costs the logs claim next to what costscope computes for the same calls.
 
     Per-call claims (`reported_cost_usd` on LLM rows) are compared with those calls' computed cost;
-    roll-ups (`kind = rollup`, e.g. a session's total) with the computed cost of their traces.
+    roll-ups (`kind = rollup`, e.g. a session's total) with the computed cost of their traces. `calls`: the LLM
+    rows of `table`, when the caller has them already.
     """
-    calls = llm_calls(table)
+    calls = llm_calls(table) if calls is None else calls
     claimed = calls.filter(pc.is_valid(calls["reported_cost_usd"]))
     rollups = table.filter(pc.equal(table["kind"], Kind.ROLLUP.value))
     rollups = rollups.filter(pc.is_valid(rollups["reported_cost_usd"]))

@@ -77,7 +77,8 @@ def load_steps(
     if unrecognized and len(unrecognized) == len(files):
         raise unrecognized[0]
     table, duplicates = drop_duplicate_responses(parsed.table)
-    result_ = LoadResult(order_steps(table), files, expanded.ignored, skips, dict(notes))
+    del parsed  # `_ordered` must hold the only reference: one full copy of the rows at a time
+    result_ = LoadResult(_ordered(table), files, expanded.ignored, skips, dict(notes))
     result_.duplicates = duplicates
     if expanded.watched is not None:
         consulted = [str(p) for f in expanded.files if f.path for hook in CACHE_DEPENDENCIES for p in hook(f.path)]
@@ -116,24 +117,36 @@ def order_steps(table: pa.Table) -> pa.Table:
     """Give calls without a trace their own trace id (`source:line`), sort by trace then time, and number steps."""
     if table.num_rows == 0:
         return table
-    own = pc.binary_join_element_wise(table["source"], pc.cast(table["line"], pa.string()), ":")
-    table = table.set_column(table.schema.get_field_index("trace_id"), "trace_id", pc.coalesce(table["trace_id"], own))
-    # sort by (trace_id, start, source, line) as numbers: each string column by the rank of its distinct values
+    table, order, traces = _sort_plan(table)
+    return _number_steps(table.take(pa.array(order)).combine_chunks(), traces)
+
+
+def _ordered(table: pa.Table) -> pa.Table:
+    """`order_steps` holding one full copy at a time: the caller must not keep `table` (its rows are taken)."""
+    if table.num_rows == 0:
+        return table
+    table, order, traces = _sort_plan(table)
+    table = table.take(pa.array(order)).combine_chunks()
+    return _number_steps(table, traces)
+
+
+def _sort_plan(table: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """(table with every trace id set, row order by (trace_id, start, source, line), trace rank in that order)."""
+    if table["trace_id"].null_count:
+        own = pc.binary_join_element_wise(table["source"], pc.cast(table["line"], pa.string()), ":")
+        trace_ids = pc.coalesce(table["trace_id"], own)
+        table = table.set_column(table.schema.get_field_index("trace_id"), "trace_id", trace_ids)
+    # sort by the string columns' ranks among their distinct values: one numpy lexsort on numbers
     trace_rank = _ranks(table["trace_id"])
     start = pc.fill_null(pc.cast(table["start"], pa.int64()), np.iinfo(np.int64).max)  # no start: last
-    order = np.lexsort(
-        (
-            table["line"].to_numpy(),
-            _ranks(table["source"]),
-            start.to_numpy(),
-            trace_rank,
-        )
-    )
-    table = table.take(pa.array(order)).combine_chunks()
-    codes = trace_rank[order]
-    position = np.arange(len(codes))
-    first = np.ones(len(codes), dtype=bool)
-    first[1:] = codes[1:] != codes[:-1]
+    order = np.lexsort((table["line"].to_numpy(), _ranks(table["source"]), start.to_numpy(), trace_rank))
+    return table, order, trace_rank[order]
+
+
+def _number_steps(table: pa.Table, traces: np.ndarray) -> pa.Table:
+    position = np.arange(len(traces))
+    first = np.ones(len(traces), dtype=bool)
+    first[1:] = traces[1:] != traces[:-1]
     group_start = np.maximum.accumulate(np.where(first, position, 0))
     step = pa.array((position - group_start + 1).astype(np.int32))
     return table.set_column(table.schema.get_field_index("step"), "step", step)
