@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 import orjson
@@ -199,13 +200,21 @@ SNIFF_LINES = 5
 
 def prefix_values(prefix: bytes, lines: int = SNIFF_LINES) -> Iterator[Any]:
     """The JSON values among the first few lines of a file prefix, for sniffing (a UTF-8 BOM tolerated)."""
-    for raw in prefix.removeprefix(UTF8_BOM).split(b"\n")[:lines]:
+    return iter(_prefix_values(prefix, lines))
+
+
+@lru_cache(maxsize=4)
+def _prefix_values(prefix: bytes, lines: int) -> tuple[Any, ...]:
+    """Parsed once per file however many sniffers ask (they only read the values)."""
+    values = []
+    for raw in prefix.removeprefix(UTF8_BOM).split(b"\n", lines)[:lines]:
         if not raw.strip():
             continue
         try:
-            yield orjson.loads(raw)
+            values.append(orjson.loads(raw))
         except orjson.JSONDecodeError:
             continue
+    return tuple(values)
 
 
 def prefix_objects(prefix: bytes, lines: int = SNIFF_LINES) -> Iterator[dict[str, Any]]:
