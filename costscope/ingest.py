@@ -186,10 +186,18 @@ class FileCache:
         )
 
     def _take(self, spans: list[tuple[int, int]]) -> pa.Table:
-        """Stored rows of several (offset, rows) spans, in that order, in one `take` (no per-file copies)."""
+        """Stored rows of several (offset, rows) spans, in that order, without copying them: consecutive spans
+        are joined into runs, and each run is a slice of the memory-mapped store."""
         assert self._table is not None
-        parts = [np.arange(start, start + rows, dtype=np.int64) for start, rows in spans]
-        return self._table.take(pa.array(np.concatenate(parts) if parts else np.zeros(0, np.int64)))
+        runs: list[list[int]] = []
+        for start, rows in spans:
+            if runs and runs[-1][0] + runs[-1][1] == start:
+                runs[-1][1] += rows
+            elif rows:
+                runs.append([start, rows])
+        if not runs:
+            return empty_table()
+        return pa.concat_tables([self._table.slice(start, rows) for start, rows in runs])
 
     def rows_of(self, results: list[FileResult]) -> pa.Table:
         """The stored rows of the cached results, in their order."""
