@@ -30,11 +30,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
-from ..io import InputFile
+from ..io import InputFile, ReadError, iter_lines
 from ..schema import Kind, UsageSource
-from .base import ParseContext, RecordError, RowBuffer, timestamp_us
+from .base import ParseContext, RecordError, RowBuffer, Skips, timestamp_us
 from .genai_attributes import TENANT, Role, SpanAttributes, read_attributes, text_value
 from .otel_json import json_records, read_text
 
@@ -324,7 +325,8 @@ def _contexts(parent: dict[Key, Key], own: dict[Key, _Context]) -> dict[Key, _Co
 
 
 class SpanFileParser(ABC):
-    """A span format read whole: subclasses sniff and turn one JSON record into spans.
+    """A span format: subclasses sniff and turn one JSON record into spans. JSON Lines are read line by line
+    (`_streamed`), anything else whole.
 
     Each top-level JSON value (or element of a top-level array) is one record, counted once; a record
     or span that cannot be used is a counted skip at the line where its record starts.
@@ -341,6 +343,13 @@ class SpanFileParser(ABC):
         """The spans of one record; `skip(line, reason)` reports a bad span, RecordError a bad record."""
 
     def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[pa.RecordBatch]:
+        tree = self._streamed(source, ctx)
+        if tree is None:
+            tree = self._whole(source, ctx)
+        yield from _batches(tree, ctx)
+
+    def _whole(self, source: InputFile, ctx: ParseContext) -> SpanTree:
+        """Any JSON layout (pretty-printed documents, arrays, damaged parts): the text read whole."""
         tree = SpanTree(source.name, self.name, ctx)
 
         def skip(line: int, reason: str) -> None:
@@ -356,9 +365,58 @@ class SpanFileParser(ABC):
                     tree.add(span)
             except RecordError as exc:
                 skip(record.line, str(exc))
-        buffer = RowBuffer(ctx.batch_rows)
-        for row in tree.rows():
-            if (batch := buffer.add(row)) is not None:
-                yield batch
-        if (batch := buffer.flush()) is not None:
+        return tree
+
+    def _streamed(self, source: InputFile, ctx: ParseContext) -> SpanTree | None:
+        """JSON Lines, one JSON value per line (what exporters write), read line by line: memory holds the spans,
+        never the file's text. None as soon as a line is not a whole JSON value (or the file cannot be read to
+        its end): the whole-text reader then reads the file from the start, so nothing counted here stands."""
+        local = ParseContext(skips=_SkipLog(), batch_rows=ctx.batch_rows)
+        tree = SpanTree(source.name, self.name, local)
+        log = local.skips
+        assert isinstance(log, _SkipLog)
+        failed: list[ReadError] = []
+        records = 0
+        for line, raw in iter_lines(source, failed.append):
+            try:
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return None
+            for item in value if isinstance(value, list) else [value]:
+                records += 1
+                try:
+                    for span in self.spans(item, line, log.at):
+                        tree.add(span)
+                except RecordError as exc:
+                    log.at(line, str(exc))
+        if failed:
+            return None
+        ctx.records[source.name] += records
+        for where, line, reason in log.log:
+            ctx.skips.skip(where or source.name, line, reason)
+        ctx.notes.update(local.notes)
+        tree.ctx = ctx
+        return tree
+
+
+class _SkipLog(Skips):
+    """Skips kept in order, to be told to the real ledger only if the streamed read stands."""
+
+    def __init__(self) -> None:
+        super().__init__(strict=False)
+        self.log: list[tuple[str | None, int, str]] = []
+
+    def skip(self, source: str, line: int, reason: str) -> None:
+        self.log.append((source, line, reason))
+
+    def at(self, line: int, reason: str) -> None:
+        self.log.append((None, line, reason))
+
+
+def _batches(tree: SpanTree, ctx: ParseContext) -> Iterator[pa.RecordBatch]:
+    buffer = RowBuffer(ctx.batch_rows)
+    for row in tree.rows():
+        if (batch := buffer.add(row)) is not None:
             yield batch
+    if (batch := buffer.flush()) is not None:
+        yield batch
