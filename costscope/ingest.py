@@ -8,6 +8,7 @@ files that changed; results are merged in input order, so the outcome is identic
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -125,32 +126,38 @@ def code_fingerprint() -> str:
 
 
 class FileCache:
-    """Parse results of many files in ONE Arrow IPC file, each file's rows a contiguous block.
+    """Parse results of many files in two Arrow IPC files, each file's rows a contiguous block.
 
-    The index (file key -> rows' offset and count, records read, skips, notes) lives in the file's schema
-    metadata, so a warm run is a few `stat` calls, one memory-mapped read and zero-copy slices. Entries
-    whose file is gone or changed are dropped when the store is next rewritten.
+    The base (`parsed.arrow`) holds most rows; the delta (`parsed-delta.arrow`) the files parsed since, so that a
+    run after one session grew writes that session's rows, not every row again. The index (file key -> rows'
+    offset in base-then-delta and count, records read, skips, notes) lives in the schema metadata of the delta
+    when there is one (it names the base it extends), else of the base: a warm run is a few `stat` calls, two
+    memory-mapped reads and zero-copy slices. Entries whose file is gone or changed leave the index at once and
+    their rows when the base is next rewritten, which happens when the delta and those rows together pass a
+    quarter of the base.
     """
 
     FILE = "parsed.arrow"
+    DELTA = "parsed-delta.arrow"
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / self.FILE
+        self.delta_path = directory / self.DELTA
         self.hits = 0
         self._table: pa.Table | None = None
         self._index: dict[str, dict[str, Any]] = {}
-        try:
-            with pa.memory_map(str(self.path)) as source:
-                reader = ipc.open_file(source)
-                index = orjson.loads((reader.schema.metadata or {}).get(b"costscope.index", b"{}"))
-                stored = reader.read_all()
-            if isinstance(index, dict) and stored.schema.remove_metadata().equals(_STORE_SCHEMA):
-                self._index = index
-                self._table = stored.replace_schema_metadata(STEP_SCHEMA.metadata)
-            else:
-                self._table = None
-        except (OSError, pa.ArrowInvalid, orjson.JSONDecodeError):
-            self._table = None
+        self._base_rows = 0
+        self._base_id = ""
+        base = _read_store(self.path)
+        if base is None:
+            return
+        table, meta = base
+        self._base_rows, self._base_id = table.num_rows, str(meta.get("id", ""))
+        self._table, self._index = table, meta["index"]
+        delta = _read_store(self.delta_path)
+        if delta is not None and delta[1].get("base") == self._base_id and self._base_id:
+            self._table = pa.concat_tables([table, delta[0]])
+            self._index = delta[1]["index"]
 
     def key(self, source: InputFile, format_in: str | None) -> str | None:
         if source.path is None:
@@ -199,63 +206,120 @@ class FileCache:
             return empty_table()
         return pa.concat_tables([self._table.slice(start, rows) for start, rows in runs])
 
-    def rows_of(self, results: list[FileResult]) -> pa.Table:
-        """The stored rows of the cached results, in their order."""
-        return self._take([(r.stored_at, r.rows) for r in results if r.stored_at is not None])
+    def slice(self, start: int, rows: int) -> pa.Table:
+        """Stored rows [start, start + rows), zero-copy."""
+        assert self._table is not None
+        return self._table.slice(start, rows)
 
     def save(self, fresh_table: pa.Table, fresh: list[tuple[str | None, FileResult, Path | None]]) -> None:
         """Add freshly parsed files (their rows are consecutive blocks of `fresh_table`, in order) and drop
-        entries whose file changed or vanished, or that older parsing code wrote; rewrite when needed."""
+        entries whose file changed or vanished, or that older parsing code wrote: into the delta while it stays
+        small, else by rewriting the base."""
         code = code_fingerprint()
         new_keys = {key for key, _, _ in fresh if key is not None}
         kept = {k: m for k, m in self._index.items() if k not in new_keys and m.get("code") == code and _unchanged(m)}
         storable = [key is not None and path is not None and r.unrecognized is None for key, r, path in fresh]
         if not any(storable) and len(kept) == len(self._index):
             return
-        index: dict[str, dict[str, Any]] = {}
-        offset = 0
-        for kept_key, meta in kept.items():
-            index[kept_key] = {**meta, "offset": offset}
-            offset += meta["rows"]
-        kept_rows = self._take([(m["offset"], m["rows"]) for m in kept.values()]) if kept else None
+        new_entries: dict[str, dict[str, Any]] = {}
         for (new_key, result, path), keep in zip(fresh, storable, strict=True):
-            if not keep:
-                continue
-            assert new_key is not None and path is not None
-            stat = path.stat()
-            rows = result.rows
-            index[new_key] = {
-                "name": result.name,
-                "path": str(path),
-                "size": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns,
-                "format": result.format,
-                "records": result.records,
-                "skip_counts": dict(result.skip_counts),
-                "skip_examples": result.skip_examples,
-                "notes": dict(result.notes),
-                "first_skip": result.first_skip,
-                "offset": offset,
-                "rows": rows,
-                "code": code,
-            }
-            offset += rows
+            if keep:
+                assert new_key is not None and path is not None
+                stat = path.stat()
+                new_entries[new_key] = {
+                    "name": result.name,
+                    "path": str(path),
+                    "size": stat.st_size,
+                    "mtime_ns": stat.st_mtime_ns,
+                    "format": result.format,
+                    "records": result.records,
+                    "skip_counts": dict(result.skip_counts),
+                    "skip_examples": result.skip_examples,
+                    "notes": dict(result.notes),
+                    "first_skip": result.first_skip,
+                    "rows": result.rows,
+                    "code": code,
+                }
         row_counts = [r.rows for _, r, _ in fresh]
         mask = np.repeat(np.array(storable, dtype=bool), row_counts) if fresh else np.zeros(0, bool)
-        blocks = [fresh_table if mask.all() else fresh_table.filter(pa.array(mask))]
-        if kept_rows is not None:
-            blocks.insert(0, kept_rows)
-        table = pa.concat_tables([b.replace_schema_metadata(None) for b in blocks])
-        schema = _STORE_SCHEMA.with_metadata({b"costscope.index": orjson.dumps(index)})
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.path.with_name(f"{self.FILE}.{os.getpid()}.tmp")
-            # uncompressed, so that a warm run memory-maps it without decoding
-            with ipc.new_file(str(partial), schema) as writer:
-                writer.write_table(table.replace_schema_metadata(None), max_chunksize=1 << 20)
-            os.replace(partial, self.path)
-        except OSError:
-            return  # a cache that cannot be written only costs speed
+        new_rows = fresh_table if mask.all() else fresh_table.filter(pa.array(mask))
+        in_base = {k: m for k, m in kept.items() if m["offset"] < self._base_rows}
+        in_delta = {k: m for k, m in kept.items() if m["offset"] >= self._base_rows}
+        unused = self._base_rows - sum(m["rows"] for m in in_base.values())
+        delta_rows = sum(m["rows"] for m in in_delta.values()) + new_rows.num_rows
+        if self._base_id and unused + delta_rows <= self._base_rows // 4:
+            self._write_delta(in_base, in_delta, new_entries, new_rows)
+        else:
+            self._write_base(kept, new_entries, new_rows)
+
+    def _write_base(
+        self, kept: dict[str, dict[str, Any]], new_entries: dict[str, dict[str, Any]], new_rows: pa.Table
+    ) -> None:
+        index, offset = _placed(kept, 0)
+        fresh_index, _ = _placed(new_entries, offset)
+        index.update(fresh_index)
+        blocks = [self._take([(m["offset"], m["rows"]) for m in kept.values()])] if kept else []
+        meta = {"id": os.urandom(8).hex(), "index": index}
+        if _write_store(self.path, [*blocks, new_rows], meta):
+            with contextlib.suppress(OSError):
+                self.delta_path.unlink()
+
+    def _write_delta(
+        self,
+        in_base: dict[str, dict[str, Any]],
+        in_delta: dict[str, dict[str, Any]],
+        new_entries: dict[str, dict[str, Any]],
+        new_rows: pa.Table,
+    ) -> None:
+        index = dict(in_base)  # base rows stay where they are
+        moved, offset = _placed(in_delta, self._base_rows)
+        fresh_index, _ = _placed(new_entries, offset)
+        index.update(moved)
+        index.update(fresh_index)
+        blocks = [self._take([(m["offset"], m["rows"]) for m in in_delta.values()])] if in_delta else []
+        _write_store(self.delta_path, [*blocks, new_rows], {"base": self._base_id, "index": index})
+
+
+def _placed(entries: dict[str, dict[str, Any]], offset: int) -> tuple[dict[str, dict[str, Any]], int]:
+    """The entries laid out one after the other from `offset`; and the offset after them."""
+    placed = {}
+    for key, meta in entries.items():
+        placed[key] = {**meta, "offset": offset}
+        offset += meta["rows"]
+    return placed, offset
+
+
+def _read_store(path: Path) -> tuple[pa.Table, dict[str, Any]] | None:
+    """A store's rows (memory-mapped) and metadata, or None when it is missing, unreadable or of another schema."""
+    try:
+        with pa.memory_map(str(path)) as source:
+            reader = ipc.open_file(source)
+            meta = orjson.loads((reader.schema.metadata or {}).get(b"costscope.store", b"null"))
+            stored = reader.read_all()
+    except (OSError, pa.ArrowInvalid, orjson.JSONDecodeError):
+        return None
+    if not isinstance(meta, dict) or not isinstance(meta.get("index"), dict):
+        return None
+    if not stored.schema.remove_metadata().equals(_STORE_SCHEMA):
+        return None
+    return stored.replace_schema_metadata(STEP_SCHEMA.metadata), meta
+
+
+def _write_store(path: Path, blocks: list[pa.Table], meta: dict[str, Any]) -> bool:
+    table = (
+        pa.concat_tables([b.replace_schema_metadata(None) for b in blocks]) if blocks else _STORE_SCHEMA.empty_table()
+    )
+    schema = _STORE_SCHEMA.with_metadata({b"costscope.store": orjson.dumps(meta)})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        # uncompressed, so that a warm run memory-maps it without decoding
+        with ipc.new_file(str(partial), schema) as writer:
+            writer.write_table(table, max_chunksize=1 << 20)
+        os.replace(partial, path)
+    except OSError:
+        return False  # a cache that cannot be written only costs speed
+    return True
 
 
 _STORE_SCHEMA = STEP_SCHEMA.remove_metadata()
@@ -319,22 +383,27 @@ class Parsed:
 
 
 def _assemble(results: list[FileResult], fresh: pa.Table, store: FileCache | None) -> pa.Table:
-    """All rows in input-file order: cached rows taken from the store at once, fresh ones (consecutive blocks
-    of `fresh`, in input order) beside them, interleaved by file position only when both kinds are present."""
+    """All rows in input-file order, without copying them: each file's rows are a slice of the store (cached) or of
+    `fresh` (its consecutive blocks, in input order), and consecutive slices of one source are joined."""
     hits = [i for i, r in enumerate(results) if r.stored_at is not None]
     if store is None or not hits:
         return fresh
-    cached = store.rows_of(results)
-    if fresh.num_rows == 0:
-        return cached
-    parsed = [i for i, r in enumerate(results) if r.stored_at is None]
-    owners = np.concatenate(
-        [
-            np.repeat(np.array(hits), [results[i].rows for i in hits]),
-            np.repeat(np.array(parsed), [results[i].rows for i in parsed]),
-        ]
-    )
-    return pa.concat_tables([cached, fresh]).take(pa.array(np.argsort(owners, kind="stable")))
+    spans: list[tuple[bool, int, int]] = []  # (from the store, first row, rows)
+    fresh_at = 0
+    for result in results:
+        if result.stored_at is not None:
+            spans.append((True, result.stored_at, result.rows))
+        else:
+            spans.append((False, fresh_at, result.rows))
+            fresh_at += result.rows
+    runs: list[list[Any]] = []
+    for stored, start, rows in spans:
+        if runs and runs[-1][0] == stored and runs[-1][1] + runs[-1][2] == start:
+            runs[-1][2] += rows
+        elif rows:
+            runs.append([stored, start, rows])
+    parts = [store.slice(start, rows) if stored else fresh.slice(start, rows) for stored, start, rows in runs]
+    return pa.concat_tables(parts) if parts else fresh
 
 
 def parse_files(

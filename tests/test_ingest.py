@@ -162,3 +162,68 @@ def test_a_big_gzip_file_is_never_cut_at_compressed_offsets(tmp_path: Path, monk
     split = load_steps([str(packed)], workers=2)
     assert split.skips.total == 0
     assert split.table.num_rows == load_steps([str(plain)], workers=1).table.num_rows == 300
+
+
+def _touch_later(path: Path, step_ns: int = 1_000_000) -> None:
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + step_ns))
+
+
+def _store_files(cache: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_ino for p in cache.glob("parsed*.arrow")}
+
+
+def test_a_few_changed_files_go_to_the_delta_and_the_base_stays(tmp_path: Path) -> None:
+    files = [write_calls(tmp_path / f"f{i}.jsonl", 40) for i in range(16)]
+    names = [str(f) for f in files]
+    cache = tmp_path / "cache"
+    load_steps(names, cache_dir=cache)
+    base = _store_files(cache)
+    assert set(base) == {"parsed.arrow"}
+    for n in (41, 42, 43):  # the active session grows, run after run
+        write_calls(files[3], n)
+        _touch_later(files[3])
+        warm = load_steps(names, cache_dir=cache)
+        assert warm.table.equals(load_steps(names).table)
+        stores = _store_files(cache)
+        assert stores["parsed.arrow"] == base["parsed.arrow"]  # not rewritten
+        assert "parsed-delta.arrow" in stores
+    store = ingest.FileCache(cache)
+    assert len(store._index) == 16
+    assert store._table is not None and store._table.num_rows == 16 * 40 + 43  # the old rows of f3 stay unused
+
+
+def test_many_changed_files_rewrite_the_base_and_drop_the_delta(tmp_path: Path) -> None:
+    files = [write_calls(tmp_path / f"f{i}.jsonl", 40) for i in range(16)]
+    names = [str(f) for f in files]
+    cache = tmp_path / "cache"
+    load_steps(names, cache_dir=cache)
+    write_calls(files[0], 41)
+    _touch_later(files[0])
+    load_steps(names, cache_dir=cache)
+    assert "parsed-delta.arrow" in _store_files(cache)
+    for f in files[:4]:
+        write_calls(f, 45)
+        _touch_later(f, 2_000_000)
+    warm = load_steps(names, cache_dir=cache)
+    assert warm.table.equals(load_steps(names).table)
+    assert set(_store_files(cache)) == {"parsed.arrow"}
+    assert ingest.FileCache(cache)._table.num_rows == 4 * 45 + 12 * 40
+
+
+def test_a_delta_of_another_base_is_ignored(tmp_path: Path) -> None:
+    files = [write_calls(tmp_path / f"f{i}.jsonl", 40) for i in range(16)]
+    names = [str(f) for f in files]
+    cache = tmp_path / "cache"
+    load_steps(names, cache_dir=cache)
+    write_calls(files[5], 41)
+    _touch_later(files[5])
+    load_steps(names, cache_dir=cache)
+    delta = (cache / "parsed-delta.arrow").read_bytes()
+    for f in files:  # a new base (every file changed), then the old delta put back beside it
+        write_calls(f, 39)
+        _touch_later(f, 3_000_000)
+    load_steps(names, cache_dir=cache)
+    (cache / "parsed-delta.arrow").write_bytes(delta)
+    store = ingest.FileCache(cache)
+    assert store._table is not None and store._table.num_rows == 16 * 39
+    assert load_steps(names, cache_dir=cache).table.equals(load_steps(names).table)
