@@ -109,10 +109,10 @@ def expand_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
     files: list[InputFile] = []
     ignored: list[str] = []
     watched: list[str] | None = []
-    seen: set[Path] = set()  # the same file named twice (a path and a glob) is read once
+    seen: set[str] = set()  # the same file named twice (a path and a glob) is read once
 
     def add(path: Path) -> None:
-        resolved = Path(os.path.abspath(path))
+        resolved = os.path.abspath(path)
         if resolved not in seen:
             seen.add(resolved)
             files.append(InputFile(name=str(path), path=path))
@@ -128,7 +128,9 @@ def expand_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
             found, directories = _walk(arg)
             if watched is not None:
                 watched += directories
-            for child in sorted(map(Path, found)):
+            # in the order of Path objects (part by part), without making one per file to sort
+            for name in sorted(found, key=_parts):
+                child = Path(name)
                 if _is_trace_file(child):
                     add(child)
                 else:
@@ -153,6 +155,10 @@ def expand_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
     if watched is not None:
         watched += [str(f.path) for f in files if f.path is not None]
     return Expanded(files=files, ignored=ignored, watched=watched)
+
+
+def _parts(path: str) -> list[str]:
+    return [part for part in path.split(os.sep) if part and part != "."]
 
 
 def _walk(root: str) -> tuple[list[str], list[str]]:
