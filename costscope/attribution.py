@@ -214,10 +214,15 @@ STEP_FIELDS = (
 def top_steps(calls: pa.Table, n: int) -> list[dict[str, Any]]:
     if n <= 0 or calls.num_rows == 0:
         return []
-    ordered = calls.select(list(STEP_FIELDS)).sort_by(
-        [("cost_total", "descending"), ("trace_id", "ascending"), ("step", "ascending")]
-    )
-    rows: list[dict[str, Any]] = ordered.slice(0, n).to_pylist()
+    table = calls.select(list(STEP_FIELDS))
+    keys = [("cost_total", "descending"), ("trace_id", "ascending"), ("step", "ascending")]
+    # the n costliest priced steps without sorting them all (the keys leave no ties), then unpriced ones if short
+    priced = table.filter(pc.is_valid(table["cost_total"]))
+    if priced.num_rows > n:
+        priced = priced.take(pc.select_k_unstable(priced, k=n, sort_keys=keys))
+    if priced.num_rows < n:
+        priced = pa.concat_tables([priced, table.filter(pc.is_null(table["cost_total"]))])
+    rows: list[dict[str, Any]] = priced.sort_by(keys).slice(0, n).to_pylist()
     for row in rows:
         row["cost_usd"] = row.pop("cost_total")
     return rows
@@ -225,18 +230,34 @@ def top_steps(calls: pa.Table, n: int) -> list[dict[str, Any]]:
 
 def top3_step_share(calls: pa.Table) -> float | None:
     """Share of spend in each trace's three costliest steps, over all traces (cost-weighted)."""
-    priced = calls.filter(pc.is_valid(calls["cost_total"])).select(["trace_id", "cost_total"])
+    needed = calls.select(["trace_id", "cost_total"])  # before filtering: a filter copies every column
+    priced = needed.filter(pc.is_valid(needed["cost_total"]))
     if priced.num_rows == 0:
         return None
-    ordered = priced.sort_by([("trace_id", "ascending"), ("cost_total", "descending")])
-    codes = pc.dictionary_encode(ordered["trace_id"]).combine_chunks().indices.to_numpy(zero_copy_only=False)
-    cost = ordered["cost_total"].to_numpy()
+    cost = priced["cost_total"].to_numpy()
+    traces = value_ranks(priced["trace_id"])
+    order = np.lexsort((-cost, traces))  # by trace, then costliest first
+    codes, cost = traces[order], cost[order]
     position = np.arange(len(codes))
     first = np.ones(len(codes), dtype=bool)
     first[1:] = codes[1:] != codes[:-1]
     rank = position - np.maximum.accumulate(np.where(first, position, 0))
     total = float(cost.sum())
     return float(cost[rank < 3].sum()) / total if total > 0 else None
+
+
+def value_ranks(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Each value's rank among the column's distinct values in sort order (nulls after all), so that rows sort by
+    these numbers as they would by the values: string sorts become one numpy sort."""
+    encoded = pc.dictionary_encode(column)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    size = len(encoded.dictionary)
+    rank_of_code = np.empty(size + 1, dtype=np.int64)
+    rank_of_code[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(size)
+    rank_of_code[size] = size
+    ranks: np.ndarray = rank_of_code[pc.fill_null(encoded.indices, size).to_numpy()]
+    return ranks
 
 
 def top_share(group_rows: list[dict[str, Any]], n: int = 3) -> float | None:

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .attribution import value_ranks
 from .errors import InputError
 from .ingest import parse_files
 from .io import expand_paths
@@ -137,9 +138,9 @@ def _sort_plan(table: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray]:
         trace_ids = pc.coalesce(table["trace_id"], own)
         table = table.set_column(table.schema.get_field_index("trace_id"), "trace_id", trace_ids)
     # sort by the string columns' ranks among their distinct values: one numpy lexsort on numbers
-    trace_rank = _ranks(table["trace_id"])
+    trace_rank = value_ranks(table["trace_id"])
     start = pc.fill_null(pc.cast(table["start"], pa.int64()), np.iinfo(np.int64).max)  # no start: last
-    order = np.lexsort((table["line"].to_numpy(), _ranks(table["source"]), start.to_numpy(), trace_rank))
+    order = np.lexsort((table["line"].to_numpy(), value_ranks(table["source"]), start.to_numpy(), trace_rank))
     return table, order, trace_rank[order]
 
 
@@ -150,16 +151,6 @@ def _number_steps(table: pa.Table, traces: np.ndarray) -> pa.Table:
     group_start = np.maximum.accumulate(np.where(first, position, 0))
     step = pa.array((position - group_start + 1).astype(np.int32))
     return table.set_column(table.schema.get_field_index("step"), "step", step)
-
-
-def _ranks(column: pa.ChunkedArray) -> np.ndarray:
-    """Each value's rank among the column's distinct values (in sort order), so that rows sort as their values
-    do; the values must not be null."""
-    encoded = pc.dictionary_encode(column).combine_chunks()
-    rank_of_code = np.empty(len(encoded.dictionary), dtype=np.int64)
-    rank_of_code[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(encoded.dictionary))
-    ranks: np.ndarray = rank_of_code[encoded.indices.to_numpy()]
-    return ranks
 
 
 def _parse_time(text: str, option: str) -> datetime:
