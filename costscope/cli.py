@@ -8,16 +8,21 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from . import api, io, runcache
+from . import io, runcache
 from .errors import ConfigError, CostscopeError
-from .render import RENDERERS
+from .lazy import LazyModule
 from .runcache import default_cache_dir
-from .steps import Filters
+
+if TYPE_CHECKING:
+    from . import api
+    from .steps import Filters
+else:
+    api = LazyModule("costscope.api")
 
 # Each command imports what only it needs (simulation, findings, baselines, checks) where it runs, so that
 # `analyze` starts without them.
@@ -206,6 +211,8 @@ def analyze(
     except CostscopeError as exc:
         raise _fail(exc) from None
     recordable = dataset is None and not output
+    from .render import RENDERERS
+
     _emit(RENDERERS[output_format.value](report, _width()), report, _watched(steps, prices, claude, codex, recordable))
 
 
@@ -216,6 +223,8 @@ def _find_options(**settings: Any) -> Any:
 
 
 def _filters(since: str | None, until: str | None, model: list[str] | None, agent: list[str] | None) -> Filters:
+    from .steps import Filters
+
     return Filters(since=since, until=until, models=_split(model), agents=_split(agent))
 
 
