@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from .errors import InputError
 
-TRACE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".traj", ".log")
+TRACE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".traj", ".log", ".pb", ".binpb")
 """File endings read when a directory is scanned (each may also end in `.gz`)."""
 
 SNIFF_BYTES = 64 * 1024

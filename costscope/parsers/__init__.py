@@ -23,6 +23,7 @@ from .native import NativeParser
 from .openhands import OpenHandsParser
 from .otel_console import OtelConsoleParser
 from .otlp_json import OtlpJsonParser
+from .otlp_proto import OtlpProtoParser
 from .parquet import ParquetParser
 from .phoenix import PhoenixParser
 from .swe_agent import SweAgentParser
@@ -48,6 +49,7 @@ PARSERS: list[Parser] = [
     CallLogParser(anthropic, "Anthropic Messages responses, bare or wrapped with request and metadata"),
     CallLogParser(gemini, "Gemini generateContent responses (usageMetadata), bare or wrapped"),
     CallLogParser(openai, "OpenAI Chat Completions / Responses API objects, bare or wrapped"),
+    OtlpProtoParser(),  # last: binary, sniffed by its first bytes once no text format matched
 ]
 
 

@@ -346,7 +346,7 @@ class SpanFileParser(ABC):
         tree = self._streamed(source, ctx)
         if tree is None:
             tree = self._whole(source, ctx)
-        yield from _batches(tree, ctx)
+        yield from batches_of(tree, ctx)
 
     def _whole(self, source: InputFile, ctx: ParseContext) -> SpanTree:
         """Any JSON layout (pretty-printed documents, arrays, damaged parts): the text read whole."""
@@ -413,7 +413,8 @@ class _SkipLog(Skips):
         self.log.append((None, line, reason))
 
 
-def _batches(tree: SpanTree, ctx: ParseContext) -> Iterator[pa.RecordBatch]:
+def batches_of(tree: SpanTree, ctx: ParseContext) -> Iterator[pa.RecordBatch]:
+    """The rows of a file's span tree as STEP_SCHEMA batches."""
     buffer = RowBuffer(ctx.batch_rows)
     for row in tree.rows():
         if (batch := buffer.add(row)) is not None:
