@@ -46,8 +46,9 @@ from .dataset import (
     write_manifest,
 )
 from .errors import ConfigError, InputError
-from .ingest import FileResult, _merge, parse_file
+from .ingest import _merge, parse_file
 from .io import GZIP_MAGIC, InputFile, expand_paths, line_parts
+from .parse_cache import FileResult
 from .parsers import Skips, detect, get_parser
 from .pricing import PriceBook
 from .schema import STEP_SCHEMA
