@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow as pa
 
 from ..errors import CostscopeError
 from ..io import UTF8_BOM, InputFile
 from ..schema import Kind, UsageSource
 from . import anthropic
-from .base import MAX_TOKENS, ParseContext, Piece, RecordError, RowBuffer, prefix_objects, text_or_none, timestamp_us
+from .base import MAX_TOKENS, ParseContext, Piece, RecordError, prefix_objects, text_or_none, timestamp_us
 from .claude_fast import parse_fast, remembered_links
 from .usage import Usage
 
@@ -242,14 +241,6 @@ class FileRows:
         row = self.rows.get(f"tool:{tool_id}")
         if row is not None and end is not None and row.get("end") is None and (row["start"] or end) <= end:
             row["end"] = end
-
-    def batches(self, size: int) -> Iterator[pa.RecordBatch]:
-        buffer = RowBuffer(size)
-        for row in self.rows.values():
-            if (batch := buffer.add(row)) is not None:
-                yield batch
-        if (batch := buffer.flush()) is not None:
-            yield batch
 
 
 def call_row(

@@ -23,12 +23,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import pyarrow as pa
 
 from ..io import UTF8_BOM, InputFile, iter_lines
 from ..schema import Kind
 from . import anthropic
-from .base import ParseContext, RecordError, first_key, prefix_objects, text_or_none, timestamp_us, token_count
+from .base import (
+    ParseContext,
+    Piece,
+    RecordError,
+    first_key,
+    prefix_objects,
+    text_or_none,
+    timestamp_us,
+    token_count,
+)
 from .claude_code import (
     SYNTHETIC_MODEL,
     FileRows,
@@ -219,7 +227,7 @@ class ClaudeHeadlessParser:
             return bool(records) and isinstance(records[0], dict) and looks_like_headless(records[0])
         return bool(_SESSION_MARK.search(prefix)) and bool(_RESULT_MARK.search(prefix))
 
-    def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[pa.RecordBatch]:
+    def parse(self, source: InputFile, ctx: ParseContext, *, forced: bool) -> Iterator[Piece]:
         state = _RunState(source, ctx)
         first = True
         for lineno, raw in iter_lines(source, ctx.read_error):
@@ -234,7 +242,8 @@ class ClaudeHeadlessParser:
             self._read_line(state, raw, lineno)
         if state.rows.merged:
             ctx.notes["claude-stream-json: repeated events of one message merged"] += state.rows.merged
-        yield from state.rows.batches(ctx.batch_rows)
+        if state.rows.rows:
+            yield list(state.rows.rows.values())
 
     def _read_line(self, state: _RunState, raw: bytes, lineno: int) -> None:
         try:
