@@ -252,7 +252,7 @@ def iter_lines(
     """
     lineno = source.first_line - 1
     budget = None if source.stop is None else source.stop - source.start
-    pending = b""
+    unfinished: list[bytes] = []  # the pieces of a line that runs past the blocks read so far, joined once
     try:
         with source.open() as fh:
             block_size = GZIP_BLOCK if isinstance(fh, gzip.GzipFile) else PLAIN_BLOCK
@@ -267,16 +267,23 @@ def iter_lines(
                 if first:
                     block = block.removeprefix(UTF8_BOM)
                     first = False
-                lines = (pending + block if pending else block).split(b"\n")
-                pending = lines.pop()
+                lines = block.split(b"\n")
+                if len(lines) == 1:
+                    unfinished.append(block)
+                    continue
+                if unfinished:
+                    lines[0] = b"".join([*unfinished, lines[0]])
+                tail = lines.pop()
+                unfinished = [tail] if tail else []
                 for raw in lines:
                     lineno += 1
                     if raw and not raw.isspace():
                         yield lineno, raw
-        if pending:
+        if unfinished:
             lineno += 1
-            if not pending.isspace():
-                yield lineno, pending
+            last = b"".join(unfinished)
+            if not last.isspace():
+                yield lineno, last
     except (OSError, EOFError) as exc:
         error = ReadError(source.name, lineno + 1, f"cannot read further: {exc}")
         if on_read_error is None:
