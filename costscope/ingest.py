@@ -40,11 +40,12 @@ def parse_file(
     With `materialize` False the rows stay in `pieces` (see `parsers.base.Piece`) for the caller to convert."""
     ctx = ParseContext(skips=Skips(strict=strict))
     try:
-        if not source.prefix(1):
+        name = format_in or parser_name
+        head = source.prefix(1) if name else source.prefix()  # read once for the empty check and the sniffing
+        if not head:
             ctx.notes["empty files"] += 1
             return FileResult(source.name, "empty", empty_table(), 0, notes=ctx.notes)
-        name = format_in or parser_name
-        parser = get_parser(name) if name else detect(source)
+        parser = get_parser(name) if name else detect(source, head)
     except ReadError as error:
         ctx.read_error(error)
         return FileResult(

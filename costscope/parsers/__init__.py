@@ -75,9 +75,9 @@ def get_parser(name: str) -> Parser:
     raise InputError(f"unknown input format {name!r}", hint="known formats: " + ", ".join(format_names()))
 
 
-def detect(source: InputFile) -> Parser:
-    """The first registered parser whose sniff accepts the file's first bytes."""
-    prefix = source.prefix()
+def detect(source: InputFile, prefix: bytes | None = None) -> Parser:
+    """The first registered parser whose sniff accepts the file's first bytes (`prefix`, when already read)."""
+    prefix = source.prefix() if prefix is None else prefix
     if not prefix.strip():
         raise InputError(f"{source.name}: the file is empty")
     for parser in _all_parsers():
