@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from . import runcache
@@ -13,10 +14,14 @@ def main() -> None:
     replayed = run.replay() if run is not None else None
     if replayed is not None:
         stdout, stderr, code = replayed
-        sys.stderr.write(stderr)
-        sys.stderr.flush()
-        sys.stdout.write(stdout)
-        sys.stdout.flush()
+        try:
+            sys.stderr.write(stderr)
+            sys.stderr.flush()
+            sys.stdout.write(stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:  # e.g. `| head`: quiet, exit 1, as the command line does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(1) from None
         raise SystemExit(code)
     from .cli import main as cli_main
 

@@ -132,3 +132,16 @@ def test_the_key_covers_the_environment_but_not_shell_bookkeeping(monkeypatch):
     assert runcache.run_key(["analyze", "x"]) == key
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", "/other")
     assert runcache.run_key(["analyze", "x"]) != key
+
+
+def test_a_replay_into_a_closed_pipe_exits_quietly(tree, monkeypatch, capsys):
+    argv = ["analyze", str(tree), "-f", "json"]
+    _run(argv, monkeypatch, capsys)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone, as after `| head`
+    with os.fdopen(write_end, "w") as closed:
+        monkeypatch.setattr("sys.stdout", closed)
+        monkeypatch.setattr("sys.argv", ["costscope", *argv])
+        with pytest.raises(SystemExit) as exit_:
+            launch.main()
+    assert exit_.value.code == 1
