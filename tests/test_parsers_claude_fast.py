@@ -173,6 +173,7 @@ def _session(seed: int) -> Iterator[dict[str, Any]]:
                     },
                     {"type": "system", "subtype": "compact_boundary", "sessionId": "sess-1"},
                     {"type": "file-history-snapshot", "messageId": "m", "snapshot": {}},
+                    {"type": "attachment", "sessionId": "sess-1", "attachment": {"kind": "new in a later version"}},
                 ]
             )
 
@@ -193,7 +194,7 @@ def test_the_fast_path_takes_clean_files_and_leaves_the_rest(tmp_path: Path) -> 
     clean.parent.mkdir()
     clean.write_text("".join(json.dumps(record) + "\n" for record in _session(3)))
     assert _accepted(clean)
-    for damage in ['{"type": "assistant", "message": {"id": "m"', '{"type": "brand-new"}', "[1, 2]"]:
+    for damage in ['{"type": "assistant", "message": {"id": "m"', '{"type": 7}', "[1, 2]"]:
         damaged = tmp_path / "p" / "damaged.jsonl"
         damaged.write_text(clean.read_text() + damage + "\n")
         assert not _accepted(damaged)

@@ -40,6 +40,7 @@ RECORD_TYPES = frozenset(
 )
 SYNTHETIC_MODEL = "<synthetic>"
 NOTE_PROGRESS_COPY = "claude-code: progress lines copying a subagent call (read from its subagent file instead)"
+NOTE_UNKNOWN_TYPE = "claude-code: records of an unknown type (no row)"
 TASK_TOOLS = frozenset({"Task", "Agent"})
 _SAFE_ID = re.compile(r"[\w.-]{1,200}")
 _REPORTED = UsageSource.REPORTED.value
@@ -415,7 +416,7 @@ class _FileState:
         elif kind == "user":
             self.user(obj)
         elif kind not in RECORD_TYPES:
-            self.ctx.notes["claude-code: records of an unknown type (no row)"] += 1
+            self.ctx.notes[NOTE_UNKNOWN_TYPE] += 1
 
     def line_agent(self, obj: dict[str, Any]) -> str:
         agent_id = text_or_none(obj.get("agentId"))

@@ -109,7 +109,7 @@ def _tokens(usage: Any) -> tuple[int, int, int, int | None, int] | None:
 
 def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | None:
     """(rows, records read, notes) of a clean file, or None when the reference path must read it."""
-    from .claude_code import NOTE_PROGRESS_COPY, SYNTHETIC_MODEL, needs_parsing
+    from .claude_code import NOTE_PROGRESS_COPY, NOTE_UNKNOWN_TYPE, SYNTHETIC_MODEL, needs_parsing
 
     source: InputFile = state.source
     cols = _Columns()
@@ -204,8 +204,10 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
                     return None
                 if copy:
                     notes[NOTE_PROGRESS_COPY] += 1
-            elif not isinstance(kind, str) or kind not in _KNOWN:
-                return None
+            elif not isinstance(kind, str):
+                return None  # the reference path explains it as a skip
+            elif kind not in _KNOWN:
+                notes[NOTE_UNKNOWN_TYPE] += 1  # a record type newer than this parser: no row, as in the reference
         if failed:
             return None
         table = _table(state, cols, notes)
