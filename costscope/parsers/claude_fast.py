@@ -1,16 +1,17 @@
-"""The fast path of the Claude Code parser: a clean log file read into columns, merged with column operations.
+"""The fast path of the Claude Code parser: a clean log file read into columns, merged in one pass per file.
 
 `claude_code` holds the reference semantics, line by line, as row dicts. This module reads the same lines into
-plain column lists (no dict per row, no per-row Arrow conversion) and does the merging with numpy: the row of
-one (`message.id`, `requestId`) is its last line with the most output, starting at the earliest line that was
-the most output so far; a `tool_use` block gives a tool row at its first line, ended by the first later
-`tool_result` that is not before it. The slots keep the reference order (a call, then its line's tools, in
+plain column lists (no dict per row; the rows of a chunk of files become Arrow at once) and merges them in one
+pass: the row of one (`message.id`, `requestId`) is its last line with the most output, starting at the earliest
+line that was the most output so far; a `tool_use` block gives a tool row at its first line, ended by the first
+later `tool_result` that is not before it. The slots keep the reference order (a call, then its line's tools, in
 order of first appearance), so the table is the reference table, value for value.
 
-It covers the shape Claude Code writes and gives up (returns None) on anything else: a malformed or unknown
-line, a read error, a value of an unexpected type, a usage that the full check must judge, a timestamp that is
-not `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, or a progress line that is not a copy of a subagent file's call. The
-caller then parses the file with the reference path, which explains every skip.
+It covers the shape Claude Code writes (record types newer than this parser are counted, as the reference does)
+and gives up (returns None) on anything else: a malformed line, a record without a type, a read error, a value of
+an unexpected type, a usage that the full check must judge, a timestamp not in JavaScript's `toISOString` form
+(`YYYY-MM-DDTHH:MM:SS.sssZ`), or a subagent call embedded in a progress line with no subagent file to read it
+from. The caller then parses the file with the reference path, which explains every skip.
 """
 
 from __future__ import annotations
