@@ -168,15 +168,21 @@ def _touch_later(path: Path, step_ns: int = 1_000_000) -> None:
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + step_ns))
 
 
+def _cached_files(tmp_path: Path) -> tuple[list[Path], list[str], Path]:
+    """16 files of 40 calls, parsed once into a fresh cache: (files, their names, the cache directory)."""
+    files = [write_calls(tmp_path / f"f{i}.jsonl", 40) for i in range(16)]
+    names = [str(f) for f in files]
+    cache = tmp_path / "cache"
+    load_steps(names, cache_dir=cache)
+    return files, names, cache
+
+
 def _store_files(cache: Path) -> dict[str, int]:
     return {p.name: p.stat().st_ino for p in cache.glob("parsed*.arrow")}
 
 
 def test_a_few_changed_files_go_to_the_delta_and_the_base_stays(tmp_path: Path) -> None:
-    files = [write_calls(tmp_path / f"f{i}.jsonl", 40) for i in range(16)]
-    names = [str(f) for f in files]
-    cache = tmp_path / "cache"
-    load_steps(names, cache_dir=cache)
+    files, names, cache = _cached_files(tmp_path)
     base = _store_files(cache)
     assert set(base) == {"parsed.arrow"}
     for n in (41, 42, 43):  # the active session grows, run after run
@@ -193,10 +199,7 @@ def test_a_few_changed_files_go_to_the_delta_and_the_base_stays(tmp_path: Path) 
 
 
 def test_many_changed_files_rewrite_the_base_and_drop_the_delta(tmp_path: Path) -> None:
-    files = [write_calls(tmp_path / f"f{i}.jsonl", 40) for i in range(16)]
-    names = [str(f) for f in files]
-    cache = tmp_path / "cache"
-    load_steps(names, cache_dir=cache)
+    files, names, cache = _cached_files(tmp_path)
     write_calls(files[0], 41)
     _touch_later(files[0])
     load_steps(names, cache_dir=cache)
@@ -211,10 +214,7 @@ def test_many_changed_files_rewrite_the_base_and_drop_the_delta(tmp_path: Path) 
 
 
 def test_a_delta_of_another_base_is_ignored(tmp_path: Path) -> None:
-    files = [write_calls(tmp_path / f"f{i}.jsonl", 40) for i in range(16)]
-    names = [str(f) for f in files]
-    cache = tmp_path / "cache"
-    load_steps(names, cache_dir=cache)
+    files, names, cache = _cached_files(tmp_path)
     write_calls(files[5], 41)
     _touch_later(files[5])
     load_steps(names, cache_dir=cache)
