@@ -44,7 +44,7 @@ def main() -> None:
     mark(f"parse ({parsed.table.num_rows:,} rows)")
     table, _ = steps.drop_duplicate_responses(parsed.table)
     del parsed
-    table = steps._ordered(table)
+    table = steps.order_steps(table)
     mark("dedupe and order")
     book = PriceBook.from_file(None)
     pricing = price_table(table, book)

@@ -78,8 +78,9 @@ def load_steps(
     if unrecognized and len(unrecognized) == len(files):
         raise unrecognized[0]
     table, duplicates = drop_duplicate_responses(parsed.table)
-    del parsed  # `_ordered` must hold the only reference: one full copy of the rows at a time
-    result_ = LoadResult(_ordered(table), files, expanded.ignored, skips, dict(notes))
+    del parsed  # the unordered rows go when `table` is rebound, not at the end of this function
+    table = order_steps(table)
+    result_ = LoadResult(table, files, expanded.ignored, skips, dict(notes))
     result_.duplicates = duplicates
     if expanded.watched is not None:
         consulted = [str(p) for f in expanded.files if f.path for hook in CACHE_DEPENDENCIES for p in hook(f.path)]
@@ -120,15 +121,6 @@ def order_steps(table: pa.Table) -> pa.Table:
         return table
     table, order, traces = _sort_plan(table)
     return _number_steps(table.take(pa.array(order)).combine_chunks(), traces)
-
-
-def _ordered(table: pa.Table) -> pa.Table:
-    """`order_steps` holding one full copy at a time: the caller must not keep `table` (its rows are taken)."""
-    if table.num_rows == 0:
-        return table
-    table, order, traces = _sort_plan(table)
-    table = table.take(pa.array(order)).combine_chunks()
-    return _number_steps(table, traces)
 
 
 def _sort_plan(table: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray]:
