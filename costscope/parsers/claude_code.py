@@ -30,7 +30,7 @@ from ..errors import CostscopeError
 from ..io import UTF8_BOM, InputFile
 from ..schema import Kind, UsageSource
 from . import anthropic
-from .base import MAX_TOKENS, ParseContext, Piece, RecordError, prefix_objects, text_or_none, timestamp_us
+from .base import ParseContext, Piece, RecordError, prefix_objects, text_or_none, timestamp_us
 from .claude_fast import parse_fast, remembered_links
 from .usage import Usage
 
@@ -43,7 +43,6 @@ NOTE_PROGRESS_COPY = "claude-code: progress lines copying a subagent call (read 
 NOTE_UNKNOWN_TYPE = "claude-code: records of an unknown type (no row)"
 TASK_TOOLS = frozenset({"Task", "Agent"})
 _SAFE_ID = re.compile(r"[\w.-]{1,200}")
-_REPORTED = UsageSource.REPORTED.value
 FAST_PATH = True
 """Read clean files with `claude_fast` (the reference path below reads the rest); tests turn it off to compare."""
 
@@ -79,57 +78,7 @@ def reported_cost(value: Any, name: str) -> float | None:
 
 def usage_columns(message: dict[str, Any]) -> dict[str, Any]:
     """Inclusive token columns of an Anthropic message (empty when it reports no usage)."""
-    usage = message.get("usage")
-    if type(usage) is dict:
-        fast = _plain_usage_columns(usage)
-        if fast is not None:
-            return fast
     return reported_columns(anthropic.extract_usage(message))
-
-
-_PLAIN_KEYS = frozenset(
-    {"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "cache_creation"}
-)
-
-
-def _count(value: Any) -> int | None:
-    """A plain token count (int in range) or None when absent; -1 for anything the full check must judge."""
-    if value is None:
-        return None
-    return value if type(value) is int and 0 <= value <= MAX_TOKENS else -1
-
-
-def _plain_usage_columns(usage: dict[str, Any]) -> dict[str, Any] | None:
-    """The columns of the usage Claude Code writes (whole counts, a consistent 5m/1h split), computed inline;
-    None for anything else, which `anthropic.extract_usage` then checks and explains."""
-    uncached = _count(usage.get("input_tokens"))
-    output = _count(usage.get("output_tokens"))
-    read = _count(usage.get("cache_read_input_tokens"))
-    write = _count(usage.get("cache_creation_input_tokens"))
-    split = usage.get("cache_creation")
-    write_1h: int | None = None
-    if split is not None:
-        if type(split) is not dict:
-            return None
-        write_5m = _count(split.get("ephemeral_5m_input_tokens"))
-        write_1h = _count(split.get("ephemeral_1h_input_tokens"))
-        if write_5m == -1 or write_1h == -1 or write is None or write != (write_5m or 0) + (write_1h or 0):
-            return None
-        if write_5m is None and write_1h is None:
-            return None
-    if -1 in (uncached, output, read, write) or (uncached is None and output is None):
-        return None
-    if uncached is None or read is None or write is None:
-        return None
-    return {
-        "input_tokens": uncached + read + write,
-        "cache_read_tokens": read,
-        "cache_write_tokens": write,
-        "cache_write_1h_tokens": write_1h,
-        "output_tokens": output,
-        "reasoning_tokens": None,
-        "usage_source": _REPORTED,
-    }
 
 
 def reported_columns(usage: Usage | None) -> dict[str, Any]:
