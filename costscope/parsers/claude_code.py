@@ -243,7 +243,12 @@ def _agent_types_of(path: str, mtime_ns: int, size: int) -> dict[str, str]:
         except orjson.JSONDecodeError:
             continue
         if isinstance(obj, dict):
-            _collect_links(obj, task_types, agent_tool)
+            collect_links(obj, task_types, agent_tool)
+    return linked_types(task_types, agent_tool)
+
+
+def linked_types(task_types: dict[str, str], agent_tool: dict[str, str]) -> dict[str, str]:
+    """{agentId: subagent type}, from the Task calls' types and the call that started each agent."""
     return {agent: task_types[tool] for agent, tool in agent_tool.items() if tool in task_types}
 
 
@@ -262,7 +267,7 @@ def _lines_with(data: bytes, markers: tuple[bytes, ...]) -> list[bytes]:
     return [data[start:end] for start, end in sorted(spans)]
 
 
-def _collect_links(obj: dict[str, Any], task_types: dict[str, str], agent_tool: dict[str, str]) -> None:
+def collect_links(obj: dict[str, Any], task_types: dict[str, str], agent_tool: dict[str, str]) -> None:
     message = obj.get("message")
     kind = obj.get("type")
     if kind == "assistant" and isinstance(message, dict):

@@ -110,14 +110,22 @@ def _tokens(usage: Any) -> tuple[int, int, int, int | None, int] | None:
 
 def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | None:
     """(rows, records read, notes) of a clean file, or None when the reference path must read it."""
-    from .claude_code import NOTE_PROGRESS_COPY, NOTE_UNKNOWN_TYPE, SYNTHETIC_MODEL, needs_parsing
+    from .claude_code import (
+        NOTE_PROGRESS_COPY,
+        NOTE_UNKNOWN_TYPE,
+        SYNTHETIC_MODEL,
+        collect_links,
+        linked_types,
+        needs_parsing,
+    )
 
     source: InputFile = state.source
     cols = _Columns()
     notes: Counter[str] = Counter()
     records = 0
     failed: list[ReadError] = []
-    links = Links()
+    task_types: dict[str, str] = {}  # what the session says of its subagents (see `claude_code.collect_links`)
+    agent_tool: dict[str, str] = {}
     identity = file_identity(source.path)
     try:
         for lineno, raw in iter_lines(source, failed.append):
@@ -130,13 +138,13 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
                 return None
             if type(obj) is not dict:
                 return None
+            if _TASK in raw or _AGENT in raw:
+                collect_links(obj, task_types, agent_tool)
             kind = obj.get("type")
             if kind == "assistant":
                 message = obj.get("message")
                 if type(message) is not dict:
                     return None
-                if _TASK in raw:
-                    links.assistant(message)
                 model = message.get("model")
                 if model == SYNTHETIC_MODEL:
                     notes["claude-code: <synthetic> placeholder messages (not calls)"] += 1
@@ -187,7 +195,6 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
                 if type(content) is not list:
                     continue
                 stamp = _text(obj.get("timestamp"))
-                first_result = None
                 for block in content:
                     if type(block) is dict and block.get("type") == "tool_result":
                         tool_id = block.get("tool_use_id")
@@ -195,11 +202,7 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
                             cols.result_line.append(len(cols.line))
                             cols.result_id.append(tool_id)
                             cols.result_time.append(stamp)
-                            first_result = first_result or tool_id
-                if first_result is not None and _AGENT in raw:
-                    links.result(obj.get("toolUseResult"), first_result)
             elif kind == "progress":
-                links.progress(obj)
                 copy = _progress(state, obj)
                 if copy is False:
                     return None
@@ -213,7 +216,7 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
             return None
         table = _table(state, cols, notes)
         if identity is not None:
-            remember_links(identity, links.agent_types())
+            remember_links(identity, linked_types(task_types, agent_tool))
         return table, records, notes
     except _GiveUp:
         return None
@@ -222,38 +225,6 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
 _KNOWN = frozenset({"system", "summary", "file-history-snapshot", "queue-operation"})
 _TASK = b"subagent_type"
 _AGENT = b"agentId"
-
-
-class Links:
-    """What a session file says about its subagents, as `claude_code._collect_links` reads it: the subagent
-    type of each Task/Agent call, and which call started each agent (progress lines, Task results)."""
-
-    def __init__(self) -> None:
-        self.task_types: dict[str, str] = {}
-        self.agent_tool: dict[str, str] = {}
-
-    def assistant(self, message: dict[str, Any]) -> None:
-        from .claude_code import subagent_type
-
-        content = message.get("content")
-        for block in content if type(content) is list else ():
-            if isinstance(block, dict):
-                tool_id, kind = block.get("id"), subagent_type(block.get("name"), block.get("input"))
-                if isinstance(tool_id, str) and kind is not None:
-                    self.task_types[tool_id] = kind
-
-    def progress(self, obj: dict[str, Any]) -> None:
-        data, tool_id = obj.get("data"), obj.get("parentToolUseID")
-        if isinstance(data, dict) and isinstance(data.get("agentId"), str) and isinstance(tool_id, str):
-            self.agent_tool.setdefault(data["agentId"], tool_id)
-
-    def result(self, result: Any, first_tool: str) -> None:
-        agent = result.get("agentId") if isinstance(result, dict) else None
-        if isinstance(agent, str):
-            self.agent_tool.setdefault(agent, first_tool)
-
-    def agent_types(self) -> dict[str, str]:
-        return {agent: self.task_types[tool] for agent, tool in self.agent_tool.items() if tool in self.task_types}
 
 
 _REMEMBERED: dict[tuple[str, int, int], dict[str, str]] = {}
