@@ -26,6 +26,7 @@ from .errors import InputError
 from .io import InputFile
 from .parsers import CACHE_DEPENDENCIES, Skips
 from .parsers.base import Piece
+from .runcache import path_state
 from .schema import STEP_SCHEMA, empty_table
 from .tokens import is_cached
 
@@ -113,7 +114,7 @@ class FileCache:
         identity = f"{os.path.abspath(source.path)}\0{source.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{format_in}"
         for hook in CACHE_DEPENDENCIES:
             for dependency in hook(source.path):
-                identity += f"\0{dependency}\0{_state(dependency)}"
+                identity += f"\0{dependency}\0{path_state(str(dependency))}"
         return hashlib.sha256(f"{identity}\0{code_fingerprint()}".encode()).hexdigest()
 
     def load(self, key: str, strict: bool) -> FileResult | None:
@@ -276,12 +277,3 @@ def _unchanged(meta: dict[str, Any]) -> bool:
     except OSError:
         return False
     return bool(stat.st_size == meta["size"] and stat.st_mtime_ns == meta["mtime_ns"])
-
-
-def _state(path: Path) -> str:
-    """Size and modification time of a file or directory (a directory's mtime moves when entries come or go)."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return "missing"
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
