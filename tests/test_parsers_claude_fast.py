@@ -194,7 +194,21 @@ def test_the_fast_path_takes_clean_files_and_leaves_the_rest(tmp_path: Path) -> 
     clean.parent.mkdir()
     clean.write_text("".join(json.dumps(record) + "\n" for record in _session(3)))
     assert _accepted(clean)
-    for damage in ['{"type": "assistant", "message": {"id": "m"', '{"type": 7}', "[1, 2]"]:
+    usage = '"output_tokens": 1, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0'
+    for damage in [
+        '{"type": "assistant", "message": {"id": "m"',
+        '{"type": 7}',
+        "[1, 2]",
+        # values of a type or range the typed decoding does not take
+        '{"type": "assistant", "message": {"id": "m", "usage": {"input_tokens": true, ' + usage + "}}}",
+        '{"type": "assistant", "message": {"id": "m", "usage": {"input_tokens": 2.0, ' + usage + "}}}",
+        '{"type": "assistant", "message": {"id": "m", "usage": {' + usage + "}}}",
+        '{"type": "assistant", "costUSD": -1, "message": {"id": "m"}}',
+        '{"type": "assistant", "message": {"id": "m", "content": [{"type": "tool_use", "id": 5}]}}',
+        # a subagent's call inside a progress line with no agent id: a row only the reference path makes
+        '{"type": "progress", "data": {"type": "agent_progress", "message": {"type": "assistant", "message": '
+        '{"id": "m9", "usage": {"input_tokens": 1, ' + usage + "}}}}}",
+    ]:
         damaged = tmp_path / "p" / "damaged.jsonl"
         damaged.write_text(clean.read_text() + damage + "\n")
         assert not _accepted(damaged)

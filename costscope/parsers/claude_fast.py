@@ -22,11 +22,12 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
+import msgspec
 
 from ..io import InputFile, ReadError, iter_lines
 from ..schema import Kind, UsageSource
 from .base import Columns
+from .claude_records import Usage, decode_any, decode_line
 
 if TYPE_CHECKING:
     from .claude_code import _FileState
@@ -35,8 +36,6 @@ _ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 """The timestamps Claude Code writes (JavaScript's `toISOString`): of one width, so they compare as times do."""
 _EPOCH = "1970-01-01T00:00:00.000Z"
 _TAGS_SIDECHAIN = [("sidechain", "true")]
-_NO_TOOL = b'"tool_use"'
-_NO_RESULT = b'"tool_result"'
 
 
 class _GiveUp(Exception):
@@ -68,56 +67,22 @@ class _Columns:
         self.result_time: list[str | None] = []
 
 
-def _text(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if type(value) is str:
-        return value
-    raise _GiveUp
-
-
-def _count(value: Any) -> int:
-    if type(value) is int and 0 <= value <= 1 << 40:
-        return value
-    raise _GiveUp
-
-
-def _tokens(usage: Any) -> tuple[int, int, int, int | None, int] | None:
-    if usage is None:
-        return None
-    if type(usage) is not dict:
-        raise _GiveUp
-    write = _count(usage.get("cache_creation_input_tokens"))
-    split = usage.get("cache_creation")
+def _tokens(usage: Usage) -> tuple[int, int, int, int | None, int]:
+    write = usage.cache_creation_input_tokens
     write_1h = None
+    split = usage.cache_creation
     if split is not None:
-        if type(split) is not dict:
+        five, write_1h = split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens
+        if five is None and write_1h is None:
             raise _GiveUp
-        five, hour = split.get("ephemeral_5m_input_tokens"), split.get("ephemeral_1h_input_tokens")
-        if five is None and hour is None:
+        if (five or 0) + (write_1h or 0) != write:
             raise _GiveUp
-        write_1h = None if hour is None else _count(hour)
-        if (0 if five is None else _count(five)) + (write_1h or 0) != write:
-            raise _GiveUp
-    return (
-        _count(usage.get("input_tokens")),
-        _count(usage.get("cache_read_input_tokens")),
-        write,
-        write_1h,
-        _count(usage.get("output_tokens")),
-    )
+    return usage.input_tokens, usage.cache_read_input_tokens, write, write_1h, usage.output_tokens
 
 
 def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | None:
     """(rows, records read, notes) of a clean file, or None when the reference path must read it."""
-    from .claude_code import (
-        NOTE_PROGRESS_COPY,
-        NOTE_UNKNOWN_TYPE,
-        SYNTHETIC_MODEL,
-        collect_links,
-        linked_types,
-        needs_parsing,
-    )
+    from .claude_code import NOTE_PROGRESS_COPY, NOTE_UNKNOWN_TYPE, SYNTHETIC_MODEL, TASK_TOOLS, linked_types
 
     source: InputFile = state.source
     cols = _Columns()
@@ -127,88 +92,93 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
     task_types: dict[str, str] = {}  # what the session says of its subagents (see `claude_code.collect_links`)
     agent_tool: dict[str, str] = {}
     identity = file_identity(source.path)
+    line_numbers, tool_at, tool_id_of, tool_name_of = cols.line, cols.tool_at, cols.tool_id, cols.tool_name
     try:
         for lineno, raw in iter_lines(source, failed.append):
             records += 1
-            if not needs_parsing(raw):
-                continue
             try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError:
+                record = decode_line(raw)
+            except msgspec.DecodeError:
                 return None
-            if type(obj) is not dict:
-                return None
-            if _TASK in raw or _AGENT in raw:
-                collect_links(obj, task_types, agent_tool)
-            kind = obj.get("type")
+            kind = record.type
+            message = record.message
             if kind == "assistant":
-                message = obj.get("message")
-                if type(message) is not dict:
+                if message is None:
                     return None
-                model = message.get("model")
+                content = message.content
+                if type(content) is list:
+                    for block in content:  # the subagent types its Task/Agent calls start (`collect_links`)
+                        if block.name in TASK_TOOLS and block.input is not None and block.id is not None:
+                            subagent = block.input.subagent_type
+                            if type(subagent) is str and subagent:
+                                task_types[block.id] = subagent
+                model = message.model
                 if model == SYNTHETIC_MODEL:
                     notes["claude-code: <synthetic> placeholder messages (not calls)"] += 1
                     continue
-                usage = message.get("usage")
-                cols.tokens.append(_tokens(usage))
-                cols.tier.append(usage.get("service_tier") if type(usage) is dict else None)
-                cols.line.append(lineno)
-                cols.message_id.append(_text(message.get("id")))
-                cols.request_id.append(_text(obj.get("requestId")))
-                cols.model.append(_text(model))
-                session = _text(obj.get("sessionId"))
+                usage = message.usage
+                if usage is None:
+                    cols.tokens.append(None)
+                    cols.tier.append(None)
+                else:
+                    cols.tokens.append(_tokens(usage))
+                    cols.tier.append(usage.service_tier)
+                line_numbers.append(lineno)
+                cols.message_id.append(message.id or None)
+                cols.request_id.append(record.requestId or None)
+                cols.model.append(model or None)
+                session = record.sessionId or None
                 cols.session.append(session)
-                sidechain = obj.get("isSidechain")
-                if sidechain is not None and type(sidechain) is not bool:
-                    return None
-                cols.sidechain.append(sidechain is True)
-                agent_id = _text(obj.get("agentId"))
-                if agent_id is not None:
+                sidechain = record.isSidechain is True
+                cols.sidechain.append(sidechain)
+                agent_id = record.agentId
+                if agent_id:
                     cols.agent.append(state.agent_name(agent_id, session))
                 else:
                     cols.agent.append("sidechain" if sidechain else "main")
-                cost = obj.get("costUSD")
-                if cost is not None and (type(cost) not in (int, float) or not cost >= 0):
-                    return None
-                cols.cost.append(None if cost is None else float(cost))
-                stamp = obj.get("timestamp")
-                cols.timestamp.append(_text(stamp))
-                if _NO_TOOL in raw:
-                    content = message.get("content")
-                    if type(content) is not list:
-                        return None
+                cols.cost.append(record.costUSD)
+                cols.timestamp.append(record.timestamp or None)
+                if type(content) is list:
                     for block in content:
-                        if type(block) is dict and block.get("type") == "tool_use":
-                            tool_id = _text(block.get("id"))
-                            if tool_id is not None:
-                                name = _text(block.get("name"))
-                                cols.tool_at.append(len(cols.line) - 1)
-                                cols.tool_id.append(tool_id)
-                                cols.tool_name.append(name)
+                        if block.type == "tool_use" and block.id:
+                            tool_at.append(len(line_numbers) - 1)
+                            tool_id_of.append(block.id)
+                            tool_name_of.append(block.name or None)
             elif kind == "user":
-                if _NO_RESULT not in raw:
+                if message is None or type(content := message.content) is not list:
                     continue
-                message = obj.get("message")
-                if type(message) is not dict:
+                ids = [
+                    block.tool_use_id
+                    for block in content
+                    if block.type == "tool_result" and type(block.tool_use_id) is str and block.tool_use_id
+                ]
+                if not ids:
                     continue
-                content = message.get("content")
-                if type(content) is not list:
-                    continue
-                stamp = _text(obj.get("timestamp"))
-                for block in content:
-                    if type(block) is dict and block.get("type") == "tool_result":
-                        tool_id = block.get("tool_use_id")
-                        if type(tool_id) is str and tool_id:
-                            cols.result_line.append(len(cols.line))
-                            cols.result_id.append(tool_id)
-                            cols.result_time.append(stamp)
+                stamp = record.timestamp or None
+                for tool_id in ids:
+                    cols.result_line.append(len(line_numbers))
+                    cols.result_id.append(tool_id)
+                    cols.result_time.append(stamp)
+                result = record.toolUseResult
+                if result and _AGENT in bytes(result):
+                    agent = _agent_of(decode_any(result))
+                    if agent is not None:
+                        agent_tool.setdefault(agent, ids[0])
             elif kind == "progress":
-                copy = _progress(state, obj)
+                if not record.data:
+                    continue
+                value = decode_any(record.data)
+                if type(value) is not dict:
+                    continue
+                agent = _agent_of(value)
+                if agent is not None and type(record.parentToolUseID) is str:
+                    agent_tool.setdefault(agent, record.parentToolUseID)
+                copy = _progress(state, value)
                 if copy is False:
                     return None
                 if copy:
                     notes[NOTE_PROGRESS_COPY] += 1
-            elif not isinstance(kind, str):
+            elif kind is None:
                 return None  # the reference path explains it as a skip
             elif kind not in _KNOWN:
                 notes[NOTE_UNKNOWN_TYPE] += 1  # a record type newer than this parser: no row, as in the reference
@@ -218,13 +188,17 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
         if identity is not None:
             remember_links(identity, linked_types(task_types, agent_tool))
         return table, records, notes
-    except _GiveUp:
+    except (_GiveUp, msgspec.DecodeError):
         return None
 
 
-_KNOWN = frozenset({"system", "summary", "file-history-snapshot", "queue-operation"})
-_TASK = b"subagent_type"
-_AGENT = b"agentId"
+def _agent_of(value: Any) -> str | None:
+    agent = value.get("agentId") if type(value) is dict else None
+    return agent if type(agent) is str else None
+
+
+_KNOWN = frozenset({"system", "summary", "file-history-snapshot", "queue-operation", "assistant", "user", "progress"})
+_AGENT = b'"agentId"'
 
 
 _REMEMBERED: dict[tuple[str, int, int], dict[str, str]] = {}
@@ -253,12 +227,11 @@ def remembered_links(identity: tuple[str, int, int]) -> dict[str, str] | None:
     return _REMEMBERED.get(identity)
 
 
-def _progress(state: _FileState, obj: dict[str, Any]) -> bool | None:
+def _progress(state: _FileState, data: dict[str, Any]) -> bool | None:
     """What the reference path makes of a progress line: None for none of its business (not a subagent's call
     with usage: hooks, a subagent's prompts and tool results), True for a copy of a call read from the subagent
     file on disk, False for an embedded call that becomes a row (left to the reference path)."""
-    data = obj.get("data")
-    if type(data) is not dict or data.get("type") != "agent_progress":
+    if data.get("type") != "agent_progress":
         return None
     inner = data.get("message")
     if type(inner) is not dict or inner.get("type") != "assistant":

@@ -1,0 +1,81 @@
+"""Typed views of the Claude Code log lines the fast path reads (`claude_fast`), decoded by msgspec.
+
+A line is decoded straight into these structs: the fields named here are checked and built, everything else
+(prompts, tool output, thinking, snapshots: most of a log's bytes) is skipped by the decoder without becoming
+Python objects. The types are as strict as the fast path is: a value of any other type fails the decoding, and
+the file goes to the reference path (`claude_code`), which judges it. Fields the fast path reads only now and
+then (`data` of progress lines, `toolUseResult`) stay raw JSON until needed (empty when absent).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+Count = Annotated[int, msgspec.Meta(ge=0, le=1 << 40)]
+"""A token count: a JSON integer (not a bool, not a float) within the range the fast path accepts."""
+
+
+class Split(msgspec.Struct, gc=False):
+    """`usage.cache_creation`: the cache writes by TTL."""
+
+    ephemeral_5m_input_tokens: Count | None = None
+    ephemeral_1h_input_tokens: Count | None = None
+
+
+class Usage(msgspec.Struct, gc=False):
+    """`message.usage`; the four counts must all be there (else the reference path judges the usage)."""
+
+    input_tokens: Count
+    output_tokens: Count
+    cache_read_input_tokens: Count
+    cache_creation_input_tokens: Count
+    cache_creation: Split | None = None
+    service_tier: Any = None
+
+
+class TaskInput(msgspec.Struct, gc=False):
+    """The part of a tool call's `input` that tells a subagent's type."""
+
+    subagent_type: Any = None
+
+
+class Block(msgspec.Struct, gc=False):
+    """A content block: a tool use (`id`, `name`, `input`), a tool result (`tool_use_id`) or anything else."""
+
+    type: Any = None
+    id: str | None = None
+    name: str | None = None
+    input: TaskInput | None = None
+    tool_use_id: Any = None
+
+
+class Message(msgspec.Struct, gc=False):
+    id: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    content: str | list[Block] | None = None
+
+
+class Line(msgspec.Struct, gc=False):
+    """One record of a Claude Code project log."""
+
+    type: str | None = None
+    message: Message | None = None
+    requestId: str | None = None  # the log spells these in camelCase
+    sessionId: str | None = None
+    agentId: str | None = None
+    isSidechain: bool | None = None
+    costUSD: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    timestamp: str | None = None
+    parentToolUseID: Any = None
+    data: msgspec.Raw = msgspec.Raw()
+    toolUseResult: msgspec.Raw = msgspec.Raw()
+
+
+decode_line = msgspec.json.Decoder(Line).decode
+"""bytes -> Line; raises msgspec.DecodeError (including ValidationError) on anything else."""
+
+decode_any = msgspec.json.Decoder().decode
+"""bytes -> plain Python values, for the raw fields read now and then."""
