@@ -6,9 +6,12 @@ process or in a worker.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import sys
+import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.ipc
 
 from .errors import InputError
 from .io import GZIP_MAGIC, InputFile, ReadError, line_parts
@@ -85,18 +89,40 @@ Job = tuple[InputFile, str | None, bool, str | None]
 """(file or part of one, forced format, strict, parser already detected)."""
 
 
-def _parse_chunk(jobs: list[Job]) -> tuple[pa.Table, list[FileResult]]:
-    """Parse several files; their rows travel back as ONE table (one serialization per chunk, not per file)."""
+def _parse_chunk(jobs: list[Job], spill: Path | None = None) -> tuple[pa.Table | Path, list[FileResult]]:
+    """Parse several files; their rows travel back as ONE table (one serialization per chunk, not per file).
+
+    With `spill` (a worker's case) the table is written there as an Arrow file and its path returned: the parent
+    maps it without a copy, where a pickle through the pipe costs a copy each side and a wait for each other."""
     done = {
         index: parse_file(*jobs[index], materialize=False)
         for index in sorted(range(len(jobs)), key=lambda i: _work_order(jobs[i][0]))
     }
     results = [done[index] for index in range(len(jobs))]
-    # one chunk per column: a table of many small chunks costs far more to send between processes
-    table = table_of([piece for r in results for piece in r.pieces]).combine_chunks()
+    table = table_of([piece for r in results for piece in r.pieces])
     for result in results:
         result.pieces = []
-    return table, results
+    if spill is None:
+        return table, results
+    path = spill / f"{os.getpid()}-{id(jobs)}-{time.monotonic_ns()}.arrow"
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return path, results
+
+
+def _unspill(table: pa.Table | Path) -> pa.Table:
+    """A chunk's table, mapped from the file a worker wrote (and then unlinked: the mapping stays readable)."""
+    if isinstance(table, pa.Table):
+        return table
+    try:
+        return pa.ipc.open_file(pa.memory_map(str(table))).read_all()
+    finally:
+        table.unlink()
+
+
+def _spill_dir() -> str | None:
+    """Where workers leave their tables: shared memory where the system has it, else the temporary directory."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
 def _work_order(source: InputFile) -> tuple[str, int]:
@@ -186,16 +212,24 @@ def parse_files(
         )
     )
     jobs = [[(units[u][1], format_in, strict, units[u][3]) for u in chunk] for chunk in chunks]
+    if parallel:
+        # pyarrow imports pandas at its first conversion of Python values: once here, the workers inherit it
+        import pandas  # noqa: F401
     pool = (
         ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) if parallel else None
     )
+    spill = tempfile.TemporaryDirectory(prefix="costscope-", dir=_spill_dir()) if pool is not None else None
     try:
-        outcomes = pool.map(_parse_chunk, jobs) if pool is not None else map(_parse_chunk, jobs)
+        outcomes = (
+            pool.map(functools.partial(_parse_chunk, spill=Path(spill.name)), jobs)
+            if pool is not None and spill is not None
+            else map(_parse_chunk, jobs)
+        )
         tables: list[pa.Table] = []
         parts: dict[int, list[FileResult]] = {}
         done = 0
         for chunk, (table, results) in zip(chunks, outcomes, strict=True):
-            tables.append(table)
+            tables.append(_unspill(table))
             for u, result in zip(chunk, results, strict=True):
                 parts.setdefault(units[u][0], []).append(result)
                 done += units[u][2]
@@ -204,6 +238,8 @@ def parse_files(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        if spill is not None:
+            spill.cleanup()
     fresh: list[tuple[str | None, FileResult, Path | None]] = []
     for i in todo:
         merged = _merge(parts[i])

@@ -77,6 +77,19 @@ def test_parallel_parsing_gives_the_same_result_in_input_order(tmp_path: Path, m
     assert parallel.skips.examples == sequential.skips.examples
 
 
+def test_workers_hand_their_tables_over_in_files_they_leave_behind_none_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = [str(write_calls(tmp_path / f"f{i}.jsonl", 30 + i)) for i in range(4)]
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(ingest, "_spill_dir", lambda: str(spill))  # as where the system has no /dev/shm
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)
+    parallel = load_steps(files, workers=2)
+    assert parallel.table.equals(load_steps(files, workers=1).table)
+    assert list(spill.iterdir()) == []
+
+
 def test_errors_survive_the_trip_between_processes() -> None:
     error = pickle.loads(pickle.dumps(InputError("boom", hint="try this")))
     assert (error.message, error.hint) == ("boom", "try this")
