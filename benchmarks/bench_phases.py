@@ -42,9 +42,9 @@ def main() -> None:
     mark(f"walk ({len(expanded.files):,} files)")
     parsed = ingest.parse_files(expanded.files, format_in=None, strict=False, cache_dir=None)
     mark(f"parse ({parsed.table.num_rows:,} rows)")
-    table, _ = steps.drop_duplicate_responses(parsed.table)
+    keep, _ = steps.duplicate_responses(parsed.table)
+    table = steps.order_steps(parsed.table, keep)
     del parsed
-    table = steps.order_steps(table)
     mark("dedupe and order")
     book = PriceBook.from_file(None)
     pricing = price_table(table, book)

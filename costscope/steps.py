@@ -77,9 +77,9 @@ def load_steps(
         files.append(FileReport(result.name, result.format, result.records, result.rows))
     if unrecognized and len(unrecognized) == len(files):
         raise unrecognized[0]
-    table, duplicates = drop_duplicate_responses(parsed.table)
-    del parsed  # the unordered rows go when `table` is rebound, not at the end of this function
-    table = order_steps(table)
+    keep, duplicates = duplicate_responses(parsed.table)
+    table = order_steps(parsed.table, keep)  # one copy of the rows: deduplicated and ordered at once
+    del parsed  # the unordered rows go now, not at the end of this function
     result_ = LoadResult(table, files, expanded.ignored, skips, dict(notes))
     result_.duplicates = duplicates
     if expanded.watched is not None:
@@ -96,8 +96,14 @@ def drop_duplicate_responses(table: pa.Table) -> tuple[pa.Table, list[str]]:
     later files, sometimes with later timestamps), then the first read. Returns the table and `file:line`
     of every dropped row, so the drop is reported, never silent.
     """
+    keep, dropped = duplicate_responses(table)
+    return (table if keep is None else table.filter(pa.array(keep))), dropped
+
+
+def duplicate_responses(table: pa.Table) -> tuple[np.ndarray | None, list[str]]:
+    """(rows to keep, or None for all; `file:line` of the others) by `drop_duplicate_responses`' rule."""
     if table.num_rows == 0 or table["record_id"].null_count == table.num_rows:
-        return table, []
+        return None, []
     encoded = pc.dictionary_encode(table["record_id"]).combine_chunks()
     codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
     n = len(codes)
@@ -110,16 +116,20 @@ def drop_duplicate_responses(table: pa.Table) -> tuple[pa.Table, list[str]]:
     keep[order[first]] = True
     keep |= codes < 0
     if keep.all():
-        return table, []
-    dropped = table.filter(pa.array(~keep)).select(["source", "line"]).to_pylist()
-    return table.filter(pa.array(keep)), [f"{row['source']}:{row['line']}" for row in dropped]
+        return None, []
+    dropped = table.select(["source", "line"]).filter(pa.array(~keep)).to_pylist()
+    return keep, [f"{row['source']}:{row['line']}" for row in dropped]
 
 
-def order_steps(table: pa.Table) -> pa.Table:
-    """Give calls without a trace their own trace id (`source:line`), sort by trace then time, and number steps."""
+def order_steps(table: pa.Table, keep: np.ndarray | None = None) -> pa.Table:
+    """Give calls without a trace their own trace id (`source:line`), sort by trace then time, and number steps;
+    with `keep` (a mask), only those rows, in the same copy."""
     if table.num_rows == 0:
         return table
     table, order, traces = _sort_plan(table)
+    if keep is not None:
+        kept = keep[order]
+        order, traces = order[kept], traces[kept]
     return _number_steps(table.take(pa.array(order)).combine_chunks(), traces)
 
 

@@ -7,11 +7,13 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from costscope import AnalyzeOptions, Filters, load_priced_steps
 from costscope.errors import InputError
 from costscope.schema import STEP_SCHEMA, batch_from_rows
-from costscope.steps import matching, order_steps
+from costscope.steps import drop_duplicate_responses, duplicate_responses, matching, order_steps
 
 
 def us(text: str) -> int:
@@ -174,6 +176,38 @@ def test_order_steps_gives_untraced_calls_their_own_source_line_trace() -> None:
     got = sorted(zip(ordered["trace_id"].to_pylist(), ordered["step"].to_pylist(), strict=True))
     # An explicit trace id equal to an implied one joins it (ids are plain strings).
     assert got == [("x.jsonl:7", 1), ("x.jsonl:7", 2), ("x.jsonl:8", 1)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["r1", "r2", "r3", None]),
+            st.sampled_from(["t1", "t2", None]),
+            st.one_of(st.none(), st.integers(0, 5)),
+            st.booleans(),
+        ),
+        max_size=30,
+    )
+)
+def test_ordering_with_a_keep_mask_is_dropping_the_duplicates_then_ordering(
+    rows: list[tuple[str | None, str | None, int | None, bool]],
+) -> None:
+    table = table_of(
+        [
+            {
+                "record_id": record,
+                "trace_id": trace,
+                "start": None if second is None else us("2025-10-01T00:00:00Z") + second * 1_000_000,
+                "usage_source": "reported" if reported else None,
+            }
+            for record, trace, second, reported in rows
+        ]
+    )
+    keep, dropped = duplicate_responses(table)
+    deduplicated, dropped_too = drop_duplicate_responses(table)
+    assert dropped == dropped_too
+    assert order_steps(table, keep).equals(order_steps(deduplicated))
 
 
 def test_order_steps_on_empty_table() -> None:
