@@ -51,7 +51,7 @@ from .io import GZIP_MAGIC, InputFile, expand_paths, line_parts
 from .parse_cache import FileResult
 from .parsers import Skips, detect, get_parser
 from .pricing import PriceBook
-from .schema import STEP_SCHEMA
+from .schema import empty_table
 from .staging import KEY_A, BucketJob, CompactJob, Stage, compact, hashes, pool_map, settle
 
 _STAGING = ".staging"
@@ -292,7 +292,7 @@ def _parse_and_stage(
     total = sum(u[2] for u in units)
     for (index, _, size), result in zip(units, pool_map(_parse, [u[1] for u in units], workers), strict=True):
         pending.append(result.table)
-        result.table = STEP_SCHEMA.empty_table()
+        result.table = empty_table()
         parts.setdefault(index, []).append(result)
         pending_bytes += size
         done += size

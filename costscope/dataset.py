@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from . import __version__
 from .errors import InputError
 from .parsers import Skips
-from .schema import DATASET_MANIFEST, SCHEMA_VERSION, STEP_SCHEMA, conform
+from .schema import DATASET_MANIFEST, SCHEMA_VERSION, STEP_SCHEMA, conform, empty_table
 from .steps import FileReport, Filters, LoadResult, _parse_time
 
 MANIFEST = DATASET_MANIFEST
@@ -188,7 +188,7 @@ def read_files(root: str | Path, files: Iterable[str], columns: list[str] | None
     given, are read and the others left null). Traces are whole, since a trace never spans files."""
     paths = [str(Path(root) / name) for name in files]
     if not paths:
-        return STEP_SCHEMA.empty_table()
+        return empty_table()
     try:
         table = ds.dataset(paths, schema=_STORED, format="parquet").to_table(columns=columns)
     except (OSError, pa.ArrowInvalid) as exc:

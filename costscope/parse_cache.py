@@ -27,7 +27,7 @@ from .io import InputFile
 from .parsers import CACHE_DEPENDENCIES, Skips
 from .parsers.base import Piece
 from .runcache import path_state
-from .schema import STEP_SCHEMA, empty_table
+from .schema import STEP_SCHEMA, empty_of, empty_table
 from .tokens import is_cached
 
 
@@ -251,9 +251,7 @@ def _read_store(path: Path) -> tuple[pa.Table, dict[str, Any]] | None:
 
 
 def _write_store(path: Path, blocks: list[pa.Table], meta: dict[str, Any]) -> bool:
-    table = (
-        pa.concat_tables([b.replace_schema_metadata(None) for b in blocks]) if blocks else _STORE_SCHEMA.empty_table()
-    )
+    table = pa.concat_tables([b.replace_schema_metadata(None) for b in blocks]) if blocks else empty_of(_STORE_SCHEMA)
     schema = _STORE_SCHEMA.with_metadata({b"costscope.store": orjson.dumps(meta)})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

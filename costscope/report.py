@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .composition import Composition
-from .findings import Finding
 from .pricing import PriceEntry, Unpriced
+
+if TYPE_CHECKING:  # the findings package (and pandas) is imported only by `analyze --findings`
+    from .findings.base import Finding
 
 REPORT_VERSION = 1
 

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..io import UTF8_BOM, InputFile, ReadError, iter_lines
-from ..schema import STEP_SCHEMA, batch_from_rows
+from ..schema import STEP_SCHEMA, batch_from_rows, empty_table
 
 BATCH_ROWS = 65_536
 R = TypeVar("R")
@@ -167,7 +167,7 @@ def table_of(pieces: list[Piece]) -> pa.Table:
             pending = None
             batches.append(piece)
     flush()
-    return pa.Table.from_batches(batches, schema=STEP_SCHEMA) if batches else STEP_SCHEMA.empty_table()
+    return pa.Table.from_batches(batches, schema=STEP_SCHEMA) if batches else empty_table()
 
 
 def piece_rows(piece: Piece) -> int:
