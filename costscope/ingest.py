@@ -24,7 +24,7 @@ import pyarrow.ipc
 
 from .errors import InputError
 from .io import GZIP_MAGIC, InputFile, ReadError, line_parts
-from .parse_cache import FileCache, FileResult
+from .parse_cache import FileCache, FileResult, PendingSave
 from .parsers import ParseContext, Skips, UnknownFormat, detect, get_parser
 from .parsers.base import Piece, piece_rows, table_of
 from .schema import empty_table
@@ -153,6 +153,8 @@ class Parsed:
 
     table: pa.Table
     results: list[FileResult]
+    saving: PendingSave | None = None
+    """The parse cache being written meanwhile (wait for it before the process forks or ends)."""
 
 
 def _assemble(results: list[FileResult], fresh: pa.Table, store: FileCache | None) -> pa.Table:
@@ -246,10 +248,9 @@ def parse_files(
         cached[i] = merged
         fresh.append((keys[i], merged, sources[i].path))
     fresh_table = pa.concat_tables(tables) if tables else empty_table()
-    if store is not None:
-        store.save(fresh_table, fresh)
+    saving = store.save_meanwhile(fresh_table, fresh) if store is not None else None
     final = [r for r in cached if r is not None]
-    return Parsed(_assemble(final, fresh_table, store), final)
+    return Parsed(_assemble(final, fresh_table, store), final, saving)
 
 
 SPLIT_MIN_BYTES = 64 << 20

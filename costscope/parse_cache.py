@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
@@ -86,6 +87,10 @@ class FileCache:
     DELTA = "parsed-delta.arrow"
 
     def __init__(self, directory: Path) -> None:
+        pending = _SAVING.get(directory)
+        if pending is not None:
+            pending.wait()  # this process is still writing the store: read what it wrote
+        self.directory = directory
         self.path = directory / self.FILE
         self.delta_path = directory / self.DELTA
         self.hits = 0
@@ -197,6 +202,13 @@ class FileCache:
         else:
             self._write_base(kept, new_entries, new_rows)
 
+    def save_meanwhile(
+        self, fresh_table: pa.Table, fresh: list[tuple[str | None, FileResult, Path | None]]
+    ) -> PendingSave:
+        """`save` on a thread (writing the store is mostly copying, done outside the interpreter lock), so that
+        the run goes on ordering and pricing meanwhile; the caller waits for it (`PendingSave.wait`)."""
+        return PendingSave(self, fresh_table, fresh)
+
     def _write_base(
         self, kept: dict[str, dict[str, Any]], new_entries: dict[str, dict[str, Any]], new_rows: pa.Table
     ) -> None:
@@ -263,6 +275,36 @@ def _write_store(path: Path, blocks: list[pa.Table], meta: dict[str, Any]) -> bo
     except OSError:
         return False  # a cache that cannot be written only costs speed
     return True
+
+
+class PendingSave:
+    """A store being written on a thread. `wait` joins it and raises what the save raised (an unwritable cache
+    raises nothing: it only costs speed); a FileCache opened on the same directory waits for it first."""
+
+    def __init__(self, store: FileCache, fresh_table: pa.Table, fresh: list[Any]) -> None:
+        self.directory = store.directory
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._save, args=(store, fresh_table, fresh), name="parse-cache")
+        _SAVING[self.directory] = self
+        self._thread.start()
+
+    def _save(self, store: FileCache, fresh_table: pa.Table, fresh: list[Any]) -> None:
+        try:
+            store.save(fresh_table, fresh)
+        except BaseException as error:  # handed to the waiting thread, which raises it
+            self.error = error
+
+    def wait(self) -> None:
+        self._thread.join()
+        if _SAVING.get(self.directory) is self:
+            del _SAVING[self.directory]
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+
+_SAVING: dict[Path, PendingSave] = {}
+"""The saves this process has running, by cache directory."""
 
 
 _STORE_SCHEMA = STEP_SCHEMA.remove_metadata()

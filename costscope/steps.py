@@ -79,6 +79,8 @@ def load_steps(
         raise unrecognized[0]
     keep, duplicates = duplicate_responses(parsed.table)
     table = order_steps(parsed.table, keep)  # one copy of the rows: deduplicated and ordered at once
+    if parsed.saving is not None:
+        parsed.saving.wait()  # the parse cache was written meanwhile
     del parsed  # the unordered rows go now, not at the end of this function
     result_ = LoadResult(table, files, expanded.ignored, skips, dict(notes))
     result_.duplicates = duplicates

@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import pickle
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from costscope import ingest
 from costscope.errors import InputError
 from costscope.io import InputFile, ReadError
+from costscope.parse_cache import FileCache
 from costscope.steps import load_steps
 
 
@@ -240,3 +242,37 @@ def test_a_delta_of_another_base_is_ignored(tmp_path: Path) -> None:
     store = ingest.FileCache(cache)
     assert store._table is not None and store._table.num_rows == 16 * 39
     assert load_steps(names, cache_dir=cache).table.equals(load_steps(names).table)
+
+
+def test_the_parse_cache_is_written_meanwhile_and_read_only_once_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_calls(tmp_path / "f.jsonl", 12)
+    source = InputFile(str(path), path)
+    cache = tmp_path / "cache"
+    gate = threading.Event()
+    save = FileCache.save
+
+    def held_save(self: FileCache, *args: object) -> None:
+        assert gate.wait(10)
+        save(self, *args)
+
+    monkeypatch.setattr(FileCache, "save", held_save)
+    parsed = ingest.parse_files([source], format_in=None, strict=False, cache_dir=cache)
+    assert parsed.saving is not None
+    assert not (cache / FileCache.FILE).exists()  # still being written while the run goes on
+    gate.set()
+    store = FileCache(cache)  # waits for this process's save to the same directory
+    key = store.key(source, None)
+    assert key is not None
+    hit = store.load(key, strict=False)
+    assert hit is not None and hit.rows == 12
+
+
+def test_a_failed_save_fails_the_run_that_waits_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_save(self: FileCache, *args: object) -> None:
+        raise RuntimeError("a bug in the cache")
+
+    monkeypatch.setattr(FileCache, "save", broken_save)
+    with pytest.raises(RuntimeError, match="a bug in the cache"):
+        load_steps([str(write_calls(tmp_path / "f.jsonl", 3))], cache_dir=tmp_path / "cache")
