@@ -189,6 +189,83 @@ def test_generated_sessions_read_the_same_either_way(seed: int, tmp_path: Path) 
     _same(*_both(path))
 
 
+def _linking_session(seed: int) -> Iterator[dict[str, Any]]:
+    """Task/Agent calls starting subagents, and the lines that tie each agent to its call: a tool result naming
+    the agent (`toolUseResult`, an object or not) and progress lines of every shape (`data` an object or not)."""
+    rng = random.Random(seed)
+    calls: list[str] = []
+    for n in range(rng.randrange(1, 20)):
+        kind = rng.random()
+        stamp = _stamp(rng)
+        if kind < 0.35:
+            tool_id = f"toolu_{n}"
+            calls.append(tool_id)
+            name = rng.choice(["Task", "Agent", "Bash"])
+            tool_input = rng.choice([{"subagent_type": rng.choice(["Explore", "Plan", ""])}, {"prompt": "x"}])
+            yield {
+                "type": "assistant",
+                "sessionId": "s",
+                "requestId": f"req_{n}",
+                "timestamp": stamp,
+                "message": {
+                    "id": f"msg_{n}",
+                    "model": "claude-sonnet-4-5-20250929",
+                    "content": [{"type": "tool_use", "id": tool_id, "name": name, "input": tool_input}],
+                    "usage": {
+                        "input_tokens": 1,
+                        "output_tokens": 2,
+                        "cache_read_input_tokens": 0,
+                        "cache_creation_input_tokens": 0,
+                    },
+                },
+            }
+        elif kind < 0.65 and calls:
+            record: dict[str, Any] = {
+                "type": "user",
+                "sessionId": "s",
+                "timestamp": stamp,
+                "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": rng.choice(calls)}]},
+            }
+            record["toolUseResult"] = rng.choice(
+                [{"agentId": rng.choice(["a1", "a2", "a3"]), "content": [{"type": "text"}]}, "done", [1], 7, None]
+            )
+            yield record
+        else:
+            yield {
+                "type": "progress",
+                "sessionId": "s",
+                "timestamp": stamp,
+                "parentToolUseID": rng.choice([*calls, None]),
+                "data": rng.choice(
+                    [
+                        {"type": "agent_progress", "agentId": rng.choice(["a1", "a2", "a3"]), "message": "text"},
+                        {"type": "hook_progress", "hookName": "h", "message": {"type": "user", "message": 3}},
+                        {"type": "bash_progress", "output": "ok"},
+                        "a string",
+                        [1, 2],
+                    ]
+                ),
+            }
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**9))
+def test_a_session_tells_its_subagents_types_the_same_either_way(seed: int, tmp_path: Path) -> None:
+    from costscope.parsers import claude_fast
+
+    path = tmp_path / "p" / f"s{seed}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(record) + "\n" for record in _linking_session(seed)))
+    assert _accepted(path)  # and it remembered the links it read
+    identity = claude_fast.file_identity(path)
+    assert identity is not None
+    stat = path.stat()
+    assert claude_fast.remembered_links(identity) == claude_code._agent_types_of(
+        str(path), stat.st_mtime_ns, stat.st_size
+    )
+    _same(*_both(path))
+
+
 def test_the_fast_path_takes_clean_files_and_leaves_the_rest(tmp_path: Path) -> None:
     clean = tmp_path / "p" / "clean.jsonl"
     clean.parent.mkdir()

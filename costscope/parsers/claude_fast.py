@@ -27,7 +27,7 @@ import msgspec
 from ..io import InputFile, ReadError, iter_lines
 from ..schema import Kind, UsageSource
 from .base import Columns
-from .claude_records import Usage, decode_any, decode_line
+from .claude_records import Progress, ProgressCall, ProgressMessage, ToolUseResult, Usage, decode_line
 
 if TYPE_CHECKING:
     from .claude_code import _FileState
@@ -160,20 +160,15 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
                     cols.result_id.append(tool_id)
                     cols.result_time.append(stamp)
                 result = record.toolUseResult
-                if result and _AGENT in bytes(result):
-                    agent = _agent_of(decode_any(result))
-                    if agent is not None:
-                        agent_tool.setdefault(agent, ids[0])
+                if type(result) is ToolUseResult and type(result.agentId) is str:
+                    agent_tool.setdefault(result.agentId, ids[0])
             elif kind == "progress":
-                if not record.data:
+                data = record.data
+                if type(data) is not Progress:
                     continue
-                value = decode_any(record.data)
-                if type(value) is not dict:
-                    continue
-                agent = _agent_of(value)
-                if agent is not None and type(record.parentToolUseID) is str:
-                    agent_tool.setdefault(agent, record.parentToolUseID)
-                copy = _progress(state, value)
+                if type(data.agentId) is str and type(record.parentToolUseID) is str:
+                    agent_tool.setdefault(data.agentId, record.parentToolUseID)
+                copy = _progress(state, data)
                 if copy is False:
                     return None
                 if copy:
@@ -192,13 +187,7 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
         return None
 
 
-def _agent_of(value: Any) -> str | None:
-    agent = value.get("agentId") if type(value) is dict else None
-    return agent if type(agent) is str else None
-
-
 _KNOWN = frozenset({"system", "summary", "file-history-snapshot", "queue-operation", "assistant", "user", "progress"})
-_AGENT = b'"agentId"'
 
 
 _REMEMBERED: dict[tuple[str, int, int], dict[str, str]] = {}
@@ -227,19 +216,19 @@ def remembered_links(identity: tuple[str, int, int]) -> dict[str, str] | None:
     return _REMEMBERED.get(identity)
 
 
-def _progress(state: _FileState, data: dict[str, Any]) -> bool | None:
+def _progress(state: _FileState, data: Progress) -> bool | None:
     """What the reference path makes of a progress line: None for none of its business (not a subagent's call
     with usage: hooks, a subagent's prompts and tool results), True for a copy of a call read from the subagent
     file on disk, False for an embedded call that becomes a row (left to the reference path)."""
-    if data.get("type") != "agent_progress":
+    if data.type != "agent_progress":
         return None
-    inner = data.get("message")
-    if type(inner) is not dict or inner.get("type") != "assistant":
+    inner = data.message
+    if type(inner) is not ProgressMessage or inner.type != "assistant":
         return None
-    message = inner.get("message")
-    if type(message) is not dict or type(message.get("usage")) is not dict:
+    message = inner.message
+    if type(message) is not ProgressCall or type(message.usage) is not dict:
         return None
-    agent_id = data.get("agentId")
+    agent_id = data.agentId
     return type(agent_id) is str and bool(agent_id) and state.subagent_file_exists(agent_id)
 
 

@@ -3,8 +3,8 @@
 A line is decoded straight into these structs: the fields named here are checked and built, everything else
 (prompts, tool output, thinking, snapshots: most of a log's bytes) is skipped by the decoder without becoming
 Python objects. The types are as strict as the fast path is: a value of any other type fails the decoding, and
-the file goes to the reference path (`claude_code`), which judges it. Fields the fast path reads only now and
-then (`data` of progress lines, `toolUseResult`) stay raw JSON until needed (empty when absent).
+the file goes to the reference path (`claude_code`), which judges it. Fields whose shape varies (`data` of
+progress lines, `toolUseResult`) take any value, and the fields read from them when they are objects.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
+
+Other = str | list[Any] | int | float | bool | None
+"""Any value that is not an object (the object case is a struct of the fields read)."""
 
 Count = Annotated[int, msgspec.Meta(ge=0, le=1 << 40)]
 """A token count: a JSON integer (not a bool, not a float) within the range the fast path accepts."""
@@ -58,6 +61,34 @@ class Message(msgspec.Struct, gc=False):
     content: str | list[Block] | None = None
 
 
+class ToolUseResult(msgspec.Struct, gc=False):
+    """A user record's `toolUseResult` when it is an object: a finished subagent names itself here."""
+
+    agentId: Any = None
+
+
+class ProgressCall(msgspec.Struct, gc=False):
+    """`data.message.message` of a progress line: a subagent's message; only whether it has a usage matters."""
+
+    usage: Any = None
+
+
+class ProgressMessage(msgspec.Struct, gc=False):
+    """`data.message` of a progress line."""
+
+    type: Any = None
+    message: ProgressCall | Other = None
+
+
+class Progress(msgspec.Struct, gc=False):
+    """`data` of a progress line: a subagent's line copied into its session (`agent_progress`), a hook's or a
+    command's output, ..."""
+
+    type: Any = None
+    agentId: Any = None
+    message: ProgressMessage | Other = None
+
+
 class Line(msgspec.Struct, gc=False):
     """One record of a Claude Code project log."""
 
@@ -70,12 +101,9 @@ class Line(msgspec.Struct, gc=False):
     costUSD: Annotated[float, msgspec.Meta(ge=0)] | None = None
     timestamp: str | None = None
     parentToolUseID: Any = None
-    data: msgspec.Raw = msgspec.Raw()
-    toolUseResult: msgspec.Raw = msgspec.Raw()
+    data: Progress | Other = None
+    toolUseResult: ToolUseResult | Other = None
 
 
 decode_line = msgspec.json.Decoder(Line).decode
 """bytes -> Line; raises msgspec.DecodeError (including ValidationError) on anything else."""
-
-decode_any = msgspec.json.Decoder().decode
-"""bytes -> plain Python values, for the raw fields read now and then."""
