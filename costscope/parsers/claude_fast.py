@@ -32,8 +32,9 @@ from .claude_records import Progress, ProgressCall, ProgressMessage, ToolUseResu
 if TYPE_CHECKING:
     from .claude_code import _FileState
 
-_ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-"""The timestamps Claude Code writes (JavaScript's `toISOString`): of one width, so they compare as times do."""
+_ISO_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+"""The timestamps Claude Code writes (JavaScript's `toISOString`): of one width, so they compare as times do.
+ASCII digits only (`\\d` would take any script's digits, which Arrow cannot read as a time)."""
 _EPOCH = "1970-01-01T00:00:00.000Z"
 _TAGS_SIDECHAIN = [("sidechain", "true")]
 
