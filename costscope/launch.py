@@ -23,9 +23,19 @@ def main() -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise SystemExit(1) from None
         raise SystemExit(code)
+    # Arrow's memory pool: the C library's allocator, unless the user chose one. mimalloc, pyarrow's default,
+    # keeps what it freed: a cold analyze of 100,000 Claude Code requests peaked 50 MiB higher with it, no faster.
+    # (Read when pyarrow loads; the environment is given back afterwards, as the run cache's key saw it.)
+    chosen = POOL_VARIABLE in os.environ
+    os.environ.setdefault(POOL_VARIABLE, "system")
     from .cli import main as cli_main
 
     try:
         cli_main()
     finally:
+        if not chosen:
+            os.environ.pop(POOL_VARIABLE, None)
         runcache.end()
+
+
+POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
