@@ -133,8 +133,8 @@ def batch_from_rows(rows: list[dict[str, Any]]) -> pa.RecordBatch:
 
 
 def empty_of(schema: pa.Schema) -> pa.Table:
-    """A table of `schema` with no rows. (`Schema.empty_table` imports pandas: 0.2 s and 40 MiB that a run which
-    never uses pandas should not pay.)"""
+    """A table of `schema` with no rows. (`Schema.empty_table` imports pandas, 0.2 s and 40 MiB: importing this
+    module should not; pyarrow imports it when it first converts Python values, if a run gets there.)"""
     return pa.Table.from_batches([], schema=schema)
 
 

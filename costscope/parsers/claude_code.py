@@ -120,10 +120,12 @@ def tool_results(message: dict[str, Any]) -> list[str]:
 
 def subagent_type(name: Any, tool_input: Any) -> str | None:
     """The `subagent_type` a Task/Agent tool call starts, if this is one."""
-    if isinstance(name, str) and name in TASK_TOOLS and isinstance(tool_input, dict):
-        kind = tool_input.get("subagent_type")
-        return kind if isinstance(kind, str) and kind else None
-    return None
+    return started_type(name, tool_input.get("subagent_type")) if isinstance(tool_input, dict) else None
+
+
+def started_type(name: Any, kind: Any) -> str | None:
+    """`kind` (its input's `subagent_type`) when a tool call named `name` starts a subagent of that type."""
+    return kind if isinstance(name, str) and name in TASK_TOOLS and isinstance(kind, str) and kind else None
 
 
 @dataclass

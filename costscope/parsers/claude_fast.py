@@ -83,7 +83,7 @@ def _tokens(usage: Usage) -> tuple[int, int, int, int | None, int]:
 
 def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | None:
     """(rows, records read, notes) of a clean file, or None when the reference path must read it."""
-    from .claude_code import NOTE_PROGRESS_COPY, NOTE_UNKNOWN_TYPE, SYNTHETIC_MODEL, TASK_TOOLS, linked_types
+    from .claude_code import NOTE_PROGRESS_COPY, NOTE_UNKNOWN_TYPE, SYNTHETIC_MODEL, linked_types, started_type
 
     source: InputFile = state.source
     cols = _Columns()
@@ -109,9 +109,9 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
                 content = message.content
                 if type(content) is list:
                     for block in content:  # the subagent types its Task/Agent calls start (`collect_links`)
-                        if block.name in TASK_TOOLS and block.input is not None and block.id is not None:
-                            subagent = block.input.subagent_type
-                            if type(subagent) is str and subagent:
+                        if block.input is not None and block.id is not None:
+                            subagent = started_type(block.name, block.input.subagent_type)
+                            if subagent is not None:
                                 task_types[block.id] = subagent
                 model = message.model
                 if model == SYNTHETIC_MODEL:
