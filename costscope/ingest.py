@@ -6,6 +6,7 @@ process or in a worker.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -93,7 +94,8 @@ def _parse_chunk(jobs: list[Job], spill: Path | None = None) -> tuple[pa.Table |
     """Parse several files; their rows travel back as ONE table (one serialization per chunk, not per file).
 
     With `spill` (a worker's case) the table is written there as an Arrow file and its path returned: the parent
-    maps it without a copy, where a pickle through the pipe costs a copy each side and a wait for each other."""
+    maps it without a copy, where a pickle through the pipe costs a copy each side and a wait for each other. If
+    the file cannot be written (e.g. a container's small /dev/shm is full), the table goes through the pipe."""
     done = {
         index: parse_file(*jobs[index], materialize=False)
         for index in sorted(range(len(jobs)), key=lambda i: _work_order(jobs[i][0]))
@@ -105,8 +107,13 @@ def _parse_chunk(jobs: list[Job], spill: Path | None = None) -> tuple[pa.Table |
     if spill is None:
         return table, results
     path = spill / f"{os.getpid()}-{id(jobs)}-{time.monotonic_ns()}.arrow"
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
+    try:
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return table, results
     return path, results
 
 

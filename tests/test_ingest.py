@@ -9,6 +9,7 @@ import pickle
 import threading
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from costscope import ingest
@@ -90,6 +91,15 @@ def test_workers_hand_their_tables_over_in_files_they_leave_behind_none_of(
     parallel = load_steps(files, workers=2)
     assert parallel.table.equals(load_steps(files, workers=1).table)
     assert list(spill.iterdir()) == []
+
+
+def test_a_chunk_that_cannot_be_spilled_comes_back_through_the_pipe(tmp_path: Path) -> None:
+    path = write_calls(tmp_path / "f.jsonl", 9)
+    jobs: list[ingest.Job] = [(InputFile(str(path), path), None, False, None)]
+    table, _ = ingest._parse_chunk(jobs, spill=tmp_path / "no such directory")  # as when /dev/shm is full
+    assert isinstance(table, pa.Table) and table.num_rows == 9
+    spilled, _ = ingest._parse_chunk(jobs, spill=tmp_path)
+    assert isinstance(spilled, Path) and ingest._unspill(spilled).equals(table) and not spilled.exists()
 
 
 def test_errors_survive_the_trip_between_processes() -> None:
