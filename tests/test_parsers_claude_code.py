@@ -339,7 +339,9 @@ def damaged_line(draw: st.DrawFn, bases: list[Any]) -> bytes:
         raw = draw(st.binary(min_size=1, max_size=60)).replace(b"\n", b"")
     elif how == "nested":
         depth = draw(st.integers(100, 3000))
-        raw = b'{"type":"assistant","message":' + b"[" * depth + b"]" * depth + b"}"
+        # where a value of the wrong type is seen at once, and where a field no parser reads is skipped whole
+        opening = draw(st.sampled_from([b'{"type":"assistant","message":', b'{"type":"user","sessionId":"s","x":']))
+        raw = opening + b"[" * depth + b"]" * depth + b"}"
     elif how == "crlf":
         raw += b"\r"
     elif how == "blank":

@@ -282,6 +282,9 @@ def test_the_fast_path_takes_clean_files_and_leaves_the_rest(tmp_path: Path) -> 
         '{"type": "assistant", "message": {"id": "m", "usage": {' + usage + "}}}",
         '{"type": "assistant", "costUSD": -1, "message": {"id": "m"}}',
         '{"type": "assistant", "message": {"id": "m", "content": [{"type": "tool_use", "id": 5}]}}',
+        # nesting deeper than the decoders go, in a field nobody reads
+        '{"type": "user", "x": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"type": "user", "x": ' + "[" * 1010 + "]" * 1010 + "}",  # deeper than msgspec goes, not orjson
         # times not in toISOString form: other digits than ASCII, a line break inside
         '{"type": "assistant", "timestamp": "\u0662\u0660\u0662\u0666-03-01T10:00:00.000Z", "message": {"id": "m"}}',
         '{"type": "assistant", "timestamp": "2026-03-01T10:00:00.000Z\\n", "message": {"id": "m"}}',

@@ -99,7 +99,7 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
             records += 1
             try:
                 record = decode_line(raw)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):  # msgspec raises the latter past ~1,000 levels of nesting
                 return None
             kind = record.type
             message = record.message
@@ -184,7 +184,7 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
         if identity is not None:
             remember_links(identity, linked_types(task_types, agent_tool))
         return table, records, notes
-    except (_GiveUp, msgspec.DecodeError):
+    except _GiveUp:
         return None
 
 
