@@ -273,6 +273,8 @@ def test_the_fast_path_takes_clean_files_and_leaves_the_rest(tmp_path: Path) -> 
     assert _accepted(clean)
     usage = '"output_tokens": 1, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0'
     for damage in [
+        # invalid UTF-8 in a string no parser reads (msgspec skips it unchecked)
+        '{"type": "assistant", "message": {"id": "m9", "content": [{"type": "text", "text": "\udcff"}]}}',
         '{"type": "assistant", "message": {"id": "m"',
         '{"type": 7}',
         "[1, 2]",
@@ -293,6 +295,6 @@ def test_the_fast_path_takes_clean_files_and_leaves_the_rest(tmp_path: Path) -> 
         '{"id": "m9", "usage": {"input_tokens": 1, ' + usage + "}}}}}",
     ]:
         damaged = tmp_path / "p" / "damaged.jsonl"
-        damaged.write_text(clean.read_text() + damage + "\n")
+        damaged.write_bytes((clean.read_text() + damage + "\n").encode("utf-8", "surrogateescape"))
         assert not _accepted(damaged)
         _same(*_both(damaged))

@@ -1,7 +1,8 @@
 """The fast path of the Claude Code parser: a clean log file read into columns, merged in one pass per file.
 
-`claude_code` holds the reference semantics, line by line, as row dicts. This module reads the same lines into
-plain column lists (no dict per row; the rows of a chunk of files become Arrow at once) and merges them in one
+`claude_code` holds the reference semantics, line by line, as row dicts. This module decodes the same lines into
+typed records (`claude_records`, msgspec: the fields not read are skipped, not built), reads them into plain
+column lists (no dict per row; the rows of a chunk of files become Arrow at once) and merges them in one
 pass: the row of one (`message.id`, `requestId`) is its last line with the most output, starting at the earliest
 line that was the most output so far; a `tool_use` block gives a tool row at its first line, ended by the first
 later `tool_result` that is not before it. The slots keep the reference order (a call, then its line's tools, in
@@ -12,6 +13,10 @@ and gives up (returns None) on anything else: a malformed line, a record without
 an unexpected type, a usage that the full check must judge, a timestamp not in JavaScript's `toISOString` form
 (`YYYY-MM-DDTHH:MM:SS.sssZ`), or a subagent call embedded in a progress line with no subagent file to read it
 from. The caller then parses the file with the reference path, which explains every skip.
+
+One known difference: a number too large for a double (`1e999`) in a field neither path reads is skipped by the
+decoder here, while the reference path's JSON parser rejects the line (JavaScript's `JSON.stringify`, which
+writes these logs, never writes one).
 """
 
 from __future__ import annotations
@@ -98,9 +103,11 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
         for lineno, raw in iter_lines(source, failed.append):
             records += 1
             try:
+                if not raw.isascii():
+                    raw.decode()  # msgspec does not check the UTF-8 of the strings it skips; the reference does
                 record = decode_line(raw)
-            except (msgspec.DecodeError, RecursionError):  # msgspec raises the latter past ~1,000 levels of nesting
-                return None
+            except (UnicodeDecodeError, msgspec.DecodeError, RecursionError):  # msgspec raises RecursionError
+                return None  # past ~1,000 levels of nesting
             kind = record.type
             message = record.message
             if kind == "assistant":
