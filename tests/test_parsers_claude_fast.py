@@ -189,6 +189,36 @@ def test_generated_sessions_read_the_same_either_way(seed: int, tmp_path: Path) 
     _same(*_both(path))
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**9), data=st.data())
+def test_damaged_sessions_read_the_same_either_way(seed: int, data: st.DataObject, tmp_path: Path) -> None:
+    """One line of a generated session damaged: cut short, a stray byte (often invalid UTF-8), a control character
+    or a deep nesting put anywhere in it. The fast path gives up or agrees; it never accepts what the reference
+    reports as a skip."""
+    lines = [json.dumps(record).encode() for record in _session(seed)]
+    k = data.draw(st.integers(0, len(lines) - 1))
+    raw = lines[k]
+    how = data.draw(st.sampled_from(["cut", "byte", "byte in a string", "nest"]))
+    if how == "byte in a string":  # just after a quote: inside a key or value, which a decoder may skip unread
+        at = data.draw(st.sampled_from([i + 1 for i, c in enumerate(raw) if c == ord('"')]))
+    else:
+        at = data.draw(st.integers(0, len(raw)))
+    if how == "cut":
+        raw = raw[:at]
+    elif how.startswith("byte"):
+        raw = raw[:at] + data.draw(st.sampled_from([b"\xff", b"\xc3", b"\x01", b"\xef\xbb\xbf", b'"', b"}"])) + raw[at:]
+    else:
+        depth = data.draw(st.integers(900, 1100))
+        raw = raw[:at] + b"[" * depth + b"]" * depth + raw[at:]
+    lines[k] = raw
+    path = tmp_path / "proj" / f"s{seed}.jsonl"
+    subagents = path.parent / f"s{seed}" / "subagents"
+    subagents.mkdir(parents=True, exist_ok=True)
+    (subagents / "agent-sub1.jsonl").write_text("")
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    _same(*_both(path))
+
+
 def _linking_session(seed: int) -> Iterator[dict[str, Any]]:
     """Task/Agent calls starting subagents, and the lines that tie each agent to its call: a tool result naming
     the agent (`toolUseResult`, an object or not) and progress lines of every shape (`data` an object or not)."""
