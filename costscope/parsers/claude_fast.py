@@ -267,8 +267,8 @@ def _table(state: _FileState, cols: _Columns, notes: Counter[str]) -> Columns | 
     for t, tool_id in enumerate(cols.tool_id):
         tool_first.setdefault(tool_id, t)
     tool_end: dict[str, str] = {}
+    _check_times(cols.result_time)  # every result's, as the reference reads each (an unmatched one too)
     if cols.result_id and tool_first:
-        _check_times(cols.result_time)
         for at, tool_id, end in zip(cols.result_line, cols.result_id, cols.result_time, strict=True):
             first = tool_first.get(tool_id)
             if first is None or tool_id in tool_end or end is None or cols.tool_at[first] >= at:
