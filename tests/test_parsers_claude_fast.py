@@ -231,7 +231,7 @@ def _linking_session(seed: int) -> Iterator[dict[str, Any]]:
             tool_id = f"toolu_{n}"
             calls.append(tool_id)
             name = rng.choice(["Task", "Agent", "Bash"])
-            tool_input = rng.choice([{"subagent_type": rng.choice(["Explore", "Plan", ""])}, {"prompt": "x"}])
+            tool_input = rng.choice([{"subagent_type": rng.choice(["Explore", "Plan", ""])}, {"prompt": "x"}, "x", 3])
             yield {
                 "type": "assistant",
                 "sessionId": "s",

@@ -32,7 +32,7 @@ import msgspec
 from ..io import InputFile, ReadError, iter_lines
 from ..schema import Kind, UsageSource
 from .base import Columns
-from .claude_records import Progress, ProgressCall, ProgressMessage, ToolUseResult, Usage, decode_line
+from .claude_records import Progress, ProgressCall, ProgressMessage, TaskInput, ToolUseResult, Usage, decode_line
 
 if TYPE_CHECKING:
     from .claude_code import _FileState
@@ -116,7 +116,7 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
                 content = message.content
                 if type(content) is list:
                     for block in content:  # the subagent types its Task/Agent calls start (`collect_links`)
-                        if block.input is not None and block.id is not None:
+                        if type(block.input) is TaskInput and block.id is not None:
                             subagent = started_type(block.name, block.input.subagent_type)
                             if subagent is not None:
                                 task_types[block.id] = subagent

@@ -50,11 +50,13 @@ class Block(msgspec.Struct, gc=False):
     type: Any = None
     id: str | None = None
     name: str | None = None
-    input: TaskInput | None = None
+    input: TaskInput | Other = None
     tool_use_id: Any = None
 
 
 class Message(msgspec.Struct, gc=False):
+    """`message` of an assistant or user record."""
+
     id: str | None = None
     model: str | None = None
     usage: Usage | None = None
