@@ -301,6 +301,16 @@ def test_the_fast_path_takes_clean_files_and_leaves_the_rest(tmp_path: Path) -> 
     clean.parent.mkdir()
     clean.write_text("".join(json.dumps(record) + "\n" for record in _session(3)))
     assert _accepted(clean)
+    # a message that is not an object, where no call is read from it: read as the reference does, without giving up
+    tolerated = tmp_path / "p" / "tolerated.jsonl"
+    extra = [
+        {"type": "system", "sessionId": "sess-1", "message": "conversation compacted"},
+        {"type": "user", "sessionId": "sess-1", "message": ["a", "list"]},
+        {"type": "queue-operation", "message": 7},
+    ]
+    tolerated.write_text(clean.read_text() + "".join(json.dumps(record) + "\n" for record in extra))
+    assert _accepted(tolerated)
+    _same(*_both(tolerated))
     usage = '"output_tokens": 1, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0'
     for damage in [
         # invalid UTF-8 in a string no parser reads (msgspec skips it unchecked)

@@ -32,7 +32,16 @@ import msgspec
 from ..io import InputFile, ReadError, iter_lines
 from ..schema import Kind, UsageSource
 from .base import Columns
-from .claude_records import Progress, ProgressCall, ProgressMessage, TaskInput, ToolUseResult, Usage, decode_line
+from .claude_records import (
+    Message,
+    Progress,
+    ProgressCall,
+    ProgressMessage,
+    TaskInput,
+    ToolUseResult,
+    Usage,
+    decode_line,
+)
 
 if TYPE_CHECKING:
     from .claude_code import _FileState
@@ -111,7 +120,7 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
             kind = record.type
             message = record.message
             if kind == "assistant":
-                if message is None:
+                if type(message) is not Message:
                     return None
                 content = message.content
                 if type(content) is list:
@@ -153,7 +162,7 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
                             tool_id_of.append(block.id)
                             tool_name_of.append(block.name or None)
             elif kind == "user":
-                if message is None or type(content := message.content) is not list:
+                if type(message) is not Message or type(content := message.content) is not list:
                     continue
                 ids = [
                     block.tool_use_id

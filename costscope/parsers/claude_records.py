@@ -95,7 +95,7 @@ class Line(msgspec.Struct, gc=False):
     """One record of a Claude Code project log."""
 
     type: str | None = None
-    message: Message | None = None
+    message: Message | Other = None
     requestId: str | None = None  # the log spells these in camelCase
     sessionId: str | None = None
     agentId: str | None = None
