@@ -3,8 +3,9 @@
 A line is decoded straight into these structs: the fields named here are checked and built, everything else
 (prompts, tool output, thinking, snapshots: most of a log's bytes) is skipped by the decoder without becoming
 Python objects. The types are as strict as the fast path is: a value of any other type fails the decoding, and
-the file goes to the reference path (`claude_code`), which judges it. Fields whose shape varies (`data` of
-progress lines, `toolUseResult`) take any value, and the fields read from them when they are objects.
+the file goes to the reference path (`claude_code`), which judges it. Fields that need not be objects (a
+record's `message`, a progress line's `data`, `toolUseResult`, a tool call's `input`) take any value, and the
+fields read from them when they are objects.
 """
 
 from __future__ import annotations
