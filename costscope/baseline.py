@@ -23,6 +23,7 @@ from . import __version__
 from . import attribution as attr
 from .api import AnalyzeOptions, PricedSteps, build_report, load_priced_steps
 from .errors import ConfigError
+from .pricing import Unpriced
 from .schema import UsageSource
 
 BASELINE_VERSION: Literal[1] = 1
@@ -300,6 +301,29 @@ def _tokenizer(calls: pa.Table) -> TokenizerNote:
     )
 
 
+def per_trace_stats(traces: list[TraceSample]) -> dict[str, Stats]:
+    """Cost, token and call distributions over the traces."""
+    return {
+        # a trace whose every call is unpriced has an unknown cost, not $0 (as in analyze)
+        "cost_usd": _stats(np.array([t.cost_usd for t in traces if t.unpriced_calls < t.calls]), money=True),
+        "tokens": _stats(np.array([t.tokens for t in traces], dtype=np.float64), money=False),
+        "calls": _stats(np.array([t.calls for t in traces], dtype=np.float64), money=False),
+    }
+
+
+def unpriced_models(unpriced: list[Unpriced]) -> list[UnpricedModel]:
+    return [
+        UnpricedModel(
+            provider=u.provider,
+            model=u.model,
+            calls=u.calls,
+            input_tokens=u.input_tokens,
+            output_tokens=u.output_tokens,
+        )
+        for u in unpriced
+    ]
+
+
 def summarize(steps: PricedSteps) -> Baseline:
     """The baseline of a priced run (also how `check` summarizes the current run)."""
     calls = attr.llm_calls(steps.table)
@@ -326,24 +350,10 @@ def summarize(steps: PricedSteps) -> Baseline:
             reasoning_tokens=totals["reasoning_tokens"],
             cost_usd=_usd(totals["cost_usd"]) if totals["cost_usd"] is not None else None,
         ),
-        per_trace={
-            # a trace whose every call is unpriced has an unknown cost, not $0 (as in analyze)
-            "cost_usd": _stats(np.array([t.cost_usd for t in traces if t.unpriced_calls < t.calls]), money=True),
-            "tokens": _stats(np.array([t.tokens for t in traces], dtype=np.float64), money=False),
-            "calls": _stats(np.array([t.calls for t in traces], dtype=np.float64), money=False),
-        },
+        per_trace=per_trace_stats(traces),
         groups={d: _groups(calls, d, priced_traces) if calls.num_rows else [] for d in DIMENSIONS},
         models=_models(calls),
-        unpriced_models=[
-            UnpricedModel(
-                provider=u.provider,
-                model=u.model,
-                calls=u.calls,
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-            )
-            for u in steps.pricing.unpriced
-        ],
+        unpriced_models=unpriced_models(steps.pricing.unpriced),
         traces=traces,
     )
 

@@ -30,9 +30,9 @@ from ..baseline import (
     TokenizerNote,
     Totals,
     TraceSample,
-    UnpricedModel,
-    _stats,
     _usd,
+    per_trace_stats,
+    unpriced_models,
 )
 from ..composition import CARRIED_KINDS, MIN_CALLS_FOR_MEDIAN, OVER_REPORTED, UNDER_REPORTED
 from ..dataset import Manifest
@@ -249,23 +249,10 @@ def baseline(parts: list[BaselinePart], manifest: Manifest, unpriced: list[Unpri
             reasoning_tokens=sum(s.totals.reasoning_tokens for s in summaries),
             cost_usd=_usd(sum(costs)) if costs else None,
         ),
-        per_trace={
-            "cost_usd": _stats(np.array([t.cost_usd for t in traces if t.unpriced_calls < t.calls]), money=True),
-            "tokens": _stats(np.array([t.tokens for t in traces], dtype=np.float64), money=False),
-            "calls": _stats(np.array([t.calls for t in traces], dtype=np.float64), money=False),
-        },
+        per_trace=per_trace_stats(traces),
         groups={d: _baseline_groups([s.groups.get(d, []) for s in summaries], priced_traces) for d in DIMENSIONS},
         models=_models([s.models for s in summaries]),
-        unpriced_models=[
-            UnpricedModel(
-                provider=u.provider,
-                model=u.model,
-                calls=u.calls,
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-            )
-            for u in unpriced
-        ],  # fmt: skip
+        unpriced_models=unpriced_models(unpriced),
         traces=traces,
     )
 
