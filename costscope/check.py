@@ -379,6 +379,17 @@ def compare(
     )
 
 
+def read_baseline(settings: CheckSettings) -> tuple[Baseline, str]:
+    """(the baseline the settings name, its file); a ConfigError when they name none."""
+    if settings.baseline is None:
+        raise ConfigError(
+            "no baseline given",
+            hint="pass --baseline FILE (made by 'costscope baseline PATH... -o FILE') or set baseline in "
+            "[tool.costscope.check]",
+        )
+    return baselines.read(settings.baseline), settings.baseline
+
+
 def run(
     paths: list[str],
     settings: CheckSettings,
@@ -388,13 +399,7 @@ def run(
     progress: Callable[[int, int], None] | None = None,
 ) -> CheckResult:
     """Read the baseline, read and price the current traces, and compare."""
-    if settings.baseline is None:
-        raise ConfigError(
-            "no baseline given",
-            hint="pass --baseline FILE (made by 'costscope baseline PATH... -o FILE') or set baseline in "
-            "[tool.costscope.check]",
-        )
-    base = baselines.read(settings.baseline)
+    base, baseline_file = read_baseline(settings)
     options = AnalyzeOptions(prices=settings.prices, format_in=format_in, strict=strict)
     current, warnings = baselines.create(paths, options, stdin, progress)
-    return compare(base, current, settings, baseline_file=settings.baseline, warnings=warnings)
+    return compare(base, current, settings, baseline_file=baseline_file, warnings=warnings)

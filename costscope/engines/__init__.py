@@ -23,7 +23,6 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from .. import api, dataset
 from .. import attribution as attr
-from .. import baseline as baselines
 from .. import check as checks
 from ..api import AnalyzeOptions, PricedSteps
 from ..baseline import Baseline
@@ -255,15 +254,9 @@ def baseline_dataset(
 
 def check_dataset(path: str, settings: CheckSettings, engine: Engine) -> checks.CheckResult:
     """`check.run` with the current run read from a dataset."""
-    if settings.baseline is None:
-        raise ConfigError(
-            "no baseline given",
-            hint="pass --baseline FILE (made by 'costscope baseline PATH... -o FILE') or set baseline in "
-            "[tool.costscope.check]",
-        )
-    base = baselines.read(settings.baseline)
+    base, baseline_file = checks.read_baseline(settings)
     current, warnings = baseline_dataset(path, AnalyzeOptions(prices=settings.prices), engine)
-    return checks.compare(base, current, settings, baseline_file=settings.baseline, warnings=warnings)
+    return checks.compare(base, current, settings, baseline_file=baseline_file, warnings=warnings)
 
 
 def simulate_dataset(
