@@ -141,7 +141,8 @@ def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
     nulls = [i for i, column in enumerate(table.columns) if column.null_count == len(column)]
     taken = table.drop_columns([table.column_names[i] for i in nulls]).take(pa.array(order)).combine_chunks()
     for i in nulls:
-        taken = taken.add_column(i, table.schema.field(i), pa.nulls(len(order), table.schema.field(i).type))
+        column = table.schema.field(i)
+        taken = taken.add_column(i, column, pa.nulls(len(order), column.type))
     return taken
 
 
