@@ -62,10 +62,11 @@ def reported_costs(table: pa.Table, calls: pa.Table | None = None) -> dict[str, 
 
 def llm_calls(table: pa.Table) -> pa.Table:
     """The LLM-call rows (the table itself when it has no other kind: filtering copies every column)."""
-    is_llm = pc.equal(table["kind"], Kind.LLM.value)
-    if table.num_rows and pc.all(is_llm).as_py():
-        return table
-    return table.filter(is_llm)
+    is_llm = pc.equal(table["kind"], Kind.LLM.value).to_numpy(zero_copy_only=False)
+    at = np.flatnonzero(is_llm)
+    if len(at) and at[-1] - at[0] + 1 == len(at):  # one run of rows (`steps.order_steps` puts the calls first)
+        return table.slice(int(at[0]), len(at))  # zero-copy
+    return table.filter(pa.array(is_llm))
 
 
 def check_keys(by: list[str]) -> None:
@@ -214,15 +215,15 @@ STEP_FIELDS = (
 def top_steps(calls: pa.Table, n: int) -> list[dict[str, Any]]:
     if n <= 0 or calls.num_rows == 0:
         return []
-    table = calls.select(list(STEP_FIELDS))
     keys = [("cost_total", "descending"), ("trace_id", "ascending"), ("step", "ascending")]
-    # the n costliest priced steps without sorting them all (the keys leave no ties), then unpriced ones if short
-    priced = table.filter(pc.is_valid(table["cost_total"]))
-    if priced.num_rows > n:
-        priced = priced.take(pc.select_k_unstable(priced, k=n, sort_keys=keys))
-    if priced.num_rows < n:
-        priced = pa.concat_tables([priced, table.filter(pc.is_null(table["cost_total"]))])
-    rows: list[dict[str, Any]] = priced.sort_by(keys).slice(0, n).to_pylist()
+    # the positions of the n costliest priced steps without sorting them all (the keys leave no ties), then of
+    # unpriced ones (null costs sort last) if short; only those n rows are copied out of every column
+    sort_by = calls.select([name for name, _ in keys])
+    if pc.sum(pc.is_valid(sort_by["cost_total"])).as_py() >= n:
+        chosen = pc.select_k_unstable(sort_by, k=n, sort_keys=keys)
+    else:
+        chosen = pc.sort_indices(sort_by, sort_keys=keys)[:n]
+    rows: list[dict[str, Any]] = calls.select(list(STEP_FIELDS)).take(chosen).sort_by(keys).to_pylist()
     for row in rows:
         row["cost_usd"] = row.pop("cost_total")
     return rows
@@ -249,6 +250,12 @@ def top3_step_share(calls: pa.Table) -> float | None:
 def value_ranks(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Each value's rank among the column's distinct values in sort order (nulls after all), so that rows sort by
     these numbers as they would by the values: string sorts become one numpy sort."""
+    if pa.types.is_dictionary(column.type):  # already encoded (its dictionary may hold a value twice)
+        encoded = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        distinct = pc.count_distinct(encoded.dictionary).as_py()
+        rank_of_code = np.append(value_ranks(encoded.dictionary), distinct)
+        ranks_: np.ndarray = rank_of_code[pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()]
+        return ranks_
     encoded = pc.dictionary_encode(column)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()

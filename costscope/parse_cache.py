@@ -28,7 +28,7 @@ from .io import InputFile
 from .parsers import CACHE_DEPENDENCIES, Skips
 from .parsers.base import Piece
 from .runcache import path_state
-from .schema import STEP_SCHEMA, empty_of, empty_table
+from .schema import PARSED_SCHEMA, empty_of, empty_table
 from .tokens import is_cached
 
 
@@ -153,7 +153,7 @@ class FileCache:
             elif rows:
                 runs.append([start, rows])
         if not runs:
-            return empty_table()
+            return empty_of(_STORE_SCHEMA)
         return pa.concat_tables([self._table.slice(start, rows) for start, rows in runs])
 
     def slice(self, start: int, rows: int) -> pa.Table:
@@ -259,11 +259,12 @@ def _read_store(path: Path) -> tuple[pa.Table, dict[str, Any]] | None:
         return None
     if not stored.schema.remove_metadata().equals(_STORE_SCHEMA):
         return None
-    return stored.replace_schema_metadata(STEP_SCHEMA.metadata), meta
+    return stored.replace_schema_metadata(PARSED_SCHEMA.metadata), meta
 
 
 def _write_store(path: Path, blocks: list[pa.Table], meta: dict[str, Any]) -> bool:
     table = pa.concat_tables([b.replace_schema_metadata(None) for b in blocks]) if blocks else empty_of(_STORE_SCHEMA)
+    table = table.unify_dictionaries()  # an Arrow file holds one dictionary per column
     schema = _STORE_SCHEMA.with_metadata({b"costscope.store": orjson.dumps(meta)})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -307,7 +308,7 @@ _SAVING: dict[Path, PendingSave] = {}
 """The saves this process has running, by cache directory."""
 
 
-_STORE_SCHEMA = STEP_SCHEMA.remove_metadata()
+_STORE_SCHEMA = PARSED_SCHEMA.remove_metadata()
 """The stored rows; which rows belong to which file is in the index (schema metadata), not in a column."""
 
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SCHEMA_VERSION = 1
 DATASET_MANIFEST = "costscope-dataset.json"
@@ -144,6 +145,51 @@ _EMPTY = empty_of(STEP_SCHEMA)
 def empty_table() -> pa.Table:
     """A STEP_SCHEMA table with no rows (shared: Arrow tables are immutable)."""
     return _EMPTY
+
+
+DICTIONARY_COLUMNS = (
+    "source",
+    "format",
+    "trace_id",
+    "kind",
+    "agent",
+    "tenant",
+    "operation",
+    "tool",
+    "provider",
+    "model",
+    "service_tier",
+    "usage_source",
+    "tokenizer",
+)
+"""Columns of few distinct values (a file's rows share one source, tenant and trace), dictionary-encoded while
+parsed rows wait to be ordered (`PARSED_SCHEMA`): the source path alone is a fifth of a Claude Code table."""
+_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
+PARSED_SCHEMA = pa.schema(
+    [pa.field(f.name, _DICTIONARY, f.nullable) if f.name in DICTIONARY_COLUMNS else f for f in STEP_SCHEMA],
+    metadata=STEP_SCHEMA.metadata,
+)
+"""STEP_SCHEMA with DICTIONARY_COLUMNS dictionary-encoded: parsed rows between the parsers and `steps.order_steps`
+(worker results, the parse cache), which returns STEP_SCHEMA."""
+
+
+def compact(table: pa.Table) -> pa.Table:
+    """A STEP_SCHEMA table in PARSED_SCHEMA (each column's chunks share one dictionary)."""
+    arrays = []
+    for field in PARSED_SCHEMA:
+        column = table[field.name]
+        if column.type == field.type:
+            arrays.append(column)
+        elif column.null_count == len(column):
+            arrays.append(pa.nulls(len(column), field.type))
+        else:
+            arrays.append(pc.dictionary_encode(column))
+    return pa.Table.from_arrays(arrays, schema=PARSED_SCHEMA)
+
+
+def decoded(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """A dictionary column decoded to plain values (any other column as it is)."""
+    return pc.cast(column, column.type.value_type) if pa.types.is_dictionary(column.type) else column
 
 
 def conform(table: pa.Table) -> pa.Table:

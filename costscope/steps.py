@@ -19,6 +19,7 @@ from .errors import InputError
 from .ingest import parse_files
 from .io import expand_paths
 from .parsers import CACHE_DEPENDENCIES, Skips, get_parser
+from .schema import STEP_SCHEMA, decoded
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,11 @@ def load_steps(
     if unrecognized and len(unrecognized) == len(files):
         raise unrecognized[0]
     keep, duplicates = duplicate_responses(parsed.table)
-    table = order_steps(parsed.table, keep)  # one copy of the rows: deduplicated and ordered at once
+    ordered = ordered_columns(parsed.table, keep)  # one copy of the rows: deduplicated and ordered at once
     if parsed.saving is not None:
         parsed.saving.wait()  # the parse cache was written meanwhile
-    del parsed  # the unordered rows go now, not at the end of this function
+    del parsed  # the unordered rows go now: before the ordered copy is decoded (about twice its bytes)
+    table = _decode_columns(ordered)
     result_ = LoadResult(table, files, expanded.ignored, skips, dict(notes))
     result_.duplicates = duplicates
     if expanded.watched is not None:
@@ -125,32 +127,56 @@ def duplicate_responses(table: pa.Table) -> tuple[np.ndarray | None, list[str]]:
 
 def order_steps(table: pa.Table, keep: np.ndarray | None = None) -> pa.Table:
     """Give calls without a trace their own trace id (`source:line`), sort by trace then time, and number steps;
-    with `keep` (a mask), only those rows, in the same copy."""
+    with `keep` (a mask), only those rows, in the same copy. Takes STEP_SCHEMA or PARSED_SCHEMA (decoded in that
+    copy) and returns STEP_SCHEMA.
+
+    The calls come first, then the other rows (tools, agents, roll-ups): each part by trace, then time, then
+    source and line. Steps number the rows of a trace in that order, all kinds together (a call's step tells how
+    many rows of its trace came before it). The calls being one run of rows, `attribution.llm_calls` is a slice,
+    not a copy."""
+    return _decode_columns(ordered_columns(table, keep))
+
+
+def ordered_columns(table: pa.Table, keep: np.ndarray | None = None) -> list[pa.Array]:
+    """`order_steps`' rows as one array per STEP_SCHEMA column, those of PARSED_SCHEMA still dictionary-encoded
+    (decode them with `_decode_columns`, which can free each encoded column once decoded)."""
     if table.num_rows == 0:
-        return table
+        return [pa.nulls(0, f.type) for f in STEP_SCHEMA]
     table, order, traces = _sort_plan(table)
     if keep is not None:
         kept = keep[order]
         order, traces = order[kept], traces[kept]
-    return _number_steps(_take(table, order), traces)
+    steps = _step_numbers(traces)
+    calls_first = np.argsort(pc.not_equal(table["kind"], "llm").to_numpy(zero_copy_only=False)[order], kind="stable")
+    order, steps = order[calls_first], steps[calls_first]
+    indices = pa.array(order)
+    arrays: list[pa.Array] = []
+    for column_field in STEP_SCHEMA:
+        column = table[column_field.name]
+        if column_field.name == "step":
+            arrays.append(pa.array(steps))
+        elif column.null_count == len(column):  # a column a format never fills (17 of Claude Code's): made anew
+            arrays.append(pa.nulls(len(order), column_field.type))
+        else:
+            arrays.append(column.take(indices).combine_chunks())
+    return arrays
 
 
-def _take(table: pa.Table, order: np.ndarray) -> pa.Table:
-    """`table.take(order)` in one chunk per column, without copying the columns that are null throughout (those a
-    format never fills: 17 of Claude Code's; this lowers a cold run's peak memory by about 20 MiB)."""
-    nulls = [i for i, column in enumerate(table.columns) if column.null_count == len(column)]
-    taken = table.drop_columns([table.column_names[i] for i in nulls]).take(pa.array(order)).combine_chunks()
-    for i in nulls:
-        column = table.schema.field(i)
-        taken = taken.add_column(i, column, pa.nulls(len(order), column.type))
-    return taken
+def _decode_columns(arrays: list[pa.Array]) -> pa.Table:
+    """The table of `ordered_columns`' arrays, decoded; it empties `arrays`, so that each encoded column can go
+    as soon as its decoded copy is made (when the caller holds no other reference)."""
+    arrays.reverse()
+    plain: list[pa.Array] = []
+    while arrays:
+        plain.append(decoded(arrays.pop()))
+    return pa.Table.from_arrays(plain, schema=STEP_SCHEMA)
 
 
 def _sort_plan(table: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """(table with every trace id set, row order by (trace_id, start, source, line), trace rank in that order)."""
     if table["trace_id"].null_count:
-        own = pc.binary_join_element_wise(table["source"], pc.cast(table["line"], pa.string()), ":")
-        trace_ids = pc.coalesce(table["trace_id"], own)
+        own = pc.binary_join_element_wise(decoded(table["source"]), pc.cast(table["line"], pa.string()), ":")
+        trace_ids = pc.coalesce(decoded(table["trace_id"]), own)
         table = table.set_column(table.schema.get_field_index("trace_id"), "trace_id", trace_ids)
     # sort by the string columns' ranks among their distinct values: one numpy lexsort on numbers
     trace_rank = value_ranks(table["trace_id"])
@@ -159,13 +185,12 @@ def _sort_plan(table: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     return table, order, trace_rank[order]
 
 
-def _number_steps(table: pa.Table, traces: np.ndarray) -> pa.Table:
+def _step_numbers(traces: np.ndarray) -> np.ndarray:
     position = np.arange(len(traces))
     first = np.ones(len(traces), dtype=bool)
     first[1:] = traces[1:] != traces[:-1]
     group_start = np.maximum.accumulate(np.where(first, position, 0))
-    step = pa.array((position - group_start + 1).astype(np.int32))
-    return table.set_column(table.schema.get_field_index("step"), "step", step)
+    return (position - group_start + 1).astype(np.int32)
 
 
 def _parse_time(text: str, option: str) -> datetime:

@@ -216,7 +216,13 @@ def test_console_dump_double_print_and_never_ended_span() -> None:
     never_ended = spans["1111111111111111"]
     assert (never_ended["kind"], never_ended["agent"], never_ended["end"]) == ("agent", "researcher", None)
     assert spans["3333333333333333"]["tool"] == "fetch_url"
-    assert [r["line"] for r in rows] == [1, 62, 100, 131]
+    # the calls first, then the other spans; steps count all of a trace's spans in time order
+    assert [(r["kind"], r["line"], r["step"]) for r in rows] == [
+        ("llm", 62, 2),
+        ("llm", 131, 4),
+        ("agent", 1, 1),
+        ("tool", 100, 3),
+    ]
     assert {(r["trace_id"], r["tenant"], r["agent"]) for r in rows} == {
         ("4bf92f3577b34da6a3ce929d0e0e4736", "globex", "researcher")
     }
@@ -242,7 +248,13 @@ def test_phoenix_export_chain_rollup_tools_and_session() -> None:
     assert (second["output_tokens"], second["reasoning_tokens"]) == (400, 128)
     assert first["reported_cost_usd"] == 0.0159
     assert {(r["trace_id"], r["tenant"], r["agent"]) for r in rows} == {("sess-7", "cust-9", "support_agent")}
-    assert [r["line"] for r in rows] == [2, 23, 64, 91, 111]
+    assert [(r["kind"], r["line"], r["step"]) for r in rows] == [
+        ("llm", 64, 3),
+        ("llm", 111, 5),
+        ("agent", 2, 1),
+        ("agent", 23, 2),
+        ("tool", 91, 4),
+    ]
     # 200 x $3 + 11000 x $0.30 + 800 x $3.75 + 600 x $15 = $0.0159
     # 1200 x $3 + 11800 x $0.30 + 400 x $15 = $0.01314
     assert priced_total(DATA / "phoenix_spans.json") == pytest.approx(0.02904)

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costscope import AnalyzeOptions, Filters, load_priced_steps
+from costscope.attribution import llm_calls, value_ranks
 from costscope.errors import InputError
-from costscope.schema import STEP_SCHEMA, batch_from_rows
+from costscope.schema import PARSED_SCHEMA, STEP_SCHEMA, batch_from_rows, compact
 from costscope.steps import drop_duplicate_responses, duplicate_responses, matching, order_steps
 
 
@@ -239,3 +240,63 @@ def test_order_steps_numbering_with_many_traces() -> None:
         assert starts == sorted(starts)
     assert all(isinstance(t, datetime) and t.tzinfo is not None for _, t in per_trace["t0"])
     assert per_trace["t0"][0][1] < datetime(2025, 10, 1, 0, 2, tzinfo=UTC)
+
+
+# --- the parsed (dictionary-encoded) form -------------------------------------------------------------------
+
+
+def test_compact_rows_order_to_the_same_table() -> None:
+    rows = [{**row, "source": f"s{i % 2}.jsonl", "tenant": "p"} for i, row in enumerate(ROWS + ROWS)]
+    table = table_of(rows)
+    halves = [compact(table.slice(0, 4)), compact(table.slice(4))]  # two chunks, each with its own dictionaries
+    assert halves[0]["trace_id"].chunk(0).dictionary != halves[1]["trace_id"].chunk(0).dictionary
+    parsed = pa.concat_tables(halves)
+    assert parsed.schema.equals(PARSED_SCHEMA)
+    assert parsed.num_rows == table.num_rows
+    ordered = order_steps(parsed)
+    assert ordered.schema.equals(STEP_SCHEMA)
+    assert ordered.equals(order_steps(table))
+    keep, _ = duplicate_responses(table)
+    assert order_steps(parsed, keep).equals(order_steps(table, keep))
+    assert order_steps(compact(table.slice(0, 0))).schema.equals(STEP_SCHEMA)
+
+
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["b", "a", "c", "ab", ""])), max_size=30))
+def test_value_ranks_of_a_dictionary_column_are_those_of_its_values(values: list[str | None]) -> None:
+    plain = pa.array(values, pa.string())
+    # a dictionary may hold a value twice (and a null): equal values must still rank equal
+    dictionary = pa.array(["c", "a", "b", "a", None, "ab", "", "b"], pa.string())
+    position = {"c": 0, "a": 3, "b": 7, "ab": 5, "": 6}
+    indices = pa.array([None if v is None else position[v] for v in values], pa.int32())
+    encoded = pa.DictionaryArray.from_arrays(indices, dictionary)
+    expected = comparisons(value_ranks(plain).tolist())
+    assert comparisons(value_ranks(encoded).tolist()) == expected
+    assert comparisons(value_ranks(pa.chunked_array([encoded[:3], encoded[3:]])).tolist()) == expected
+
+
+def comparisons(ranks: list[int]) -> list[list[int]]:
+    """How each rank compares with each other (-1, 0, 1): what sorting and grouping by them depend on."""
+    return [[(a > b) - (a < b) for b in ranks] for a in ranks]
+
+
+def test_calls_come_first_and_are_a_slice_of_the_table() -> None:
+    rows = [
+        {"trace_id": "b", "start": "2025-10-01T00:00:03Z", "kind": "tool"},
+        {"trace_id": "a", "start": "2025-10-01T00:00:02Z"},
+        {"trace_id": "b", "start": "2025-10-01T00:00:01Z"},
+        {"trace_id": "a", "start": "2025-10-01T00:00:01Z", "kind": "agent"},
+        {"trace_id": "b", "start": "2025-10-01T00:00:04Z"},
+    ]
+    ordered = order_steps(table_of(rows))
+    assert [(r["kind"], r["trace_id"], r["step"]) for r in ordered.to_pylist()] == [
+        ("llm", "a", 2),
+        ("llm", "b", 1),
+        ("llm", "b", 3),
+        ("agent", "a", 1),
+        ("tool", "b", 2),
+    ]
+    calls = llm_calls(ordered)
+    assert calls.equals(ordered.slice(0, 3))
+    assert calls["source"].chunk(0).buffers()[2].address == ordered["source"].chunk(0).buffers()[2].address
+    unordered = table_of(rows)  # calls not in one run: filtered
+    assert llm_calls(unordered)["line"].to_pylist() == [2, 3, 5]
