@@ -364,19 +364,87 @@ class PricingResult:
 
 
 def _key_codes(table: pa.Table) -> tuple[np.ndarray, list[tuple[str | None, str | None, str | None]]]:
-    """Per-row index into the distinct (provider, model, service_tier) triples."""
-    joined = pc.binary_join_element_wise(
-        pc.fill_null(table["provider"], "\x00"),
-        pc.fill_null(table["model"], "\x00"),
-        pc.fill_null(table["service_tier"], "\x00"),
-        "\x1f",
-    )
-    encoded = pc.dictionary_encode(joined).combine_chunks()
+    """Per-row index into the distinct (provider, model, service_tier) triples, numbered in order of first
+    appearance: each column's codes among its own few values, combined into one number per row (renumbered
+    after each column, so that the numbers stay below rows x values)."""
+    combined = np.zeros(table.num_rows, dtype=np.int64)
+    steps: list[tuple[list[str | None], np.ndarray]] = []  # per column: its values (null last), combined codes
+    for name in ("provider", "model", "service_tier"):
+        encoded = pc.dictionary_encode(table[name])
+        if isinstance(encoded, pa.ChunkedArray):
+            encoded = encoded.combine_chunks()
+        values: list[str | None] = [*encoded.dictionary.to_pylist(), None]
+        codes = pc.fill_null(encoded.indices, len(values) - 1).to_numpy(zero_copy_only=False)
+        uniq, inverse = np.unique(combined * len(values) + codes, return_inverse=True)
+        combined = inverse.reshape(-1).astype(np.int64)
+        steps.append((values, uniq))
+    _, first = np.unique(combined, return_index=True)
+    by_appearance = np.argsort(first, kind="stable")
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[by_appearance] = np.arange(len(first))
     triples = []
-    for text in encoded.dictionary.to_pylist():
-        parts = [None if p == "\x00" else p for p in text.split("\x1f")]
-        triples.append((parts[0], parts[1], parts[2]))
-    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), triples
+    for code in by_appearance.tolist():
+        triple: list[str | None] = []
+        for values, uniq in reversed(steps):
+            code, index = divmod(int(uniq[code]), len(values))
+            triple.append(values[index])
+        triples.append((triple[2], triple[1], triple[0]))
+    return rank[combined], triples
+
+
+PRICE_BLOCK_ROWS = 1 << 16
+COST_NAMES = (
+    "cost_input",
+    "cost_cache_read",
+    "cost_cache_write",
+    "cost_output",
+    "cost_request",
+    "cost_total",
+    "cost_cache_saved",
+)
+
+
+def _block_costs(
+    table: pa.Table, entries: list[PriceEntry], safe_entry: np.ndarray, priced: np.ndarray
+) -> list[pa.Array]:
+    """price_ref, then the COST_NAMES columns, of some rows: `safe_entry` is each row's index into `entries` (any,
+    where the row is not `priced`; its costs are null)."""
+    n = table.num_rows
+    inp = _tokens(table, "input_tokens")
+    read = _tokens(table, "cache_read_tokens")
+    write = _tokens(table, "cache_write_tokens")
+    write_1h = _tokens(table, "cache_write_1h_tokens")
+    out = _tokens(table, "output_tokens")
+
+    def rate_column(component: str) -> np.ndarray:
+        if not entries:
+            return np.zeros(n)
+        rates = [e.rate(component) for e in entries]
+        per_entry = np.array([float(r.base) for r in rates])
+        column = per_entry[safe_entry]
+        depth = max(len(r.tiers) for r in rates)
+        for level in range(depth):
+            thresholds = np.array([r.tiers[level][0] if level < len(r.tiers) else np.inf for r in rates])
+            prices = np.array([float(r.tiers[level][1]) if level < len(r.tiers) else 0.0 for r in rates])
+            column = np.where(inp > thresholds[safe_entry], prices[safe_entry], column)
+        per_token: np.ndarray = column / 1_000_000
+        return per_token
+
+    r_in = rate_column("input")
+    cost_input = (inp - read - write) * r_in
+    cost_read = read * rate_column("cache_read")
+    cost_write = (write - write_1h) * rate_column("cache_write") + write_1h * rate_column("cache_write_1h")
+    cost_output = out * rate_column("output")
+    fees = np.array([float(r.base) / 1000 if (r := e.rates.get("requests")) else 0.0 for e in entries])
+    cost_request = fees[safe_entry] if entries else np.zeros(n)
+    cost_total = cost_input + cost_read + cost_write + cost_output + cost_request
+    cache_saved = (read + write) * r_in - cost_read - cost_write
+
+    mask = ~priced
+    refs = np.array([e.ref for e in entries] + [None], dtype=object)
+    ref_column = pa.array(refs[np.where(priced, safe_entry, len(entries))], type=pa.string())
+    costs = (cost_input, cost_read, cost_write, cost_output, cost_request, cost_total, cache_saved)
+    return [ref_column, *(pa.array(values, type=pa.float64(), mask=mask) for values in costs)]
 
 
 def _tokens(table: pa.Table, name: str) -> np.ndarray:
@@ -398,6 +466,7 @@ def price_table(table: pa.Table, book: PriceBook) -> PricingResult:
     day_key = np.where(has_time, day_no, -(10**6))
     composite = (triple_idx * 10**9 + (day_key + 10**6) * 100 + slot).astype(np.int64)
     uniq, inverse = np.unique(composite, return_inverse=True)
+    del start_us, minutes, day_no, slot, day_key, composite
 
     entries: list[PriceEntry] = []
     entry_index: dict[tuple[str, tuple[tuple[str, Rate | None], ...]], int] = {}
@@ -425,58 +494,18 @@ def price_table(table: pa.Table, book: PriceBook) -> PricingResult:
     priced = (row_entry >= 0) & ~pc.is_null(table["usage_source"]).to_numpy(zero_copy_only=False)
     safe_entry = np.where(row_entry >= 0, row_entry, 0)
 
-    inp = _tokens(table, "input_tokens")
-    read = _tokens(table, "cache_read_tokens")
-    write = _tokens(table, "cache_write_tokens")
-    write_1h = _tokens(table, "cache_write_1h_tokens")
-    out = _tokens(table, "output_tokens")
-
-    def rate_column(component: str) -> np.ndarray:
-        if not entries:
-            return np.zeros(n)
-        rates = [e.rate(component) for e in entries]
-        per_entry = np.array([float(r.base) for r in rates])
-        column = per_entry[safe_entry]
-        depth = max(len(r.tiers) for r in rates)
-        for level in range(depth):
-            thresholds = np.array([r.tiers[level][0] if level < len(r.tiers) else np.inf for r in rates])
-            prices = np.array([float(r.tiers[level][1]) if level < len(r.tiers) else 0.0 for r in rates])
-            column = np.where(inp > thresholds[safe_entry], prices[safe_entry], column)
-        return column / 1_000_000
-
-    r_in = rate_column("input")
-    cost_input = (inp - read - write) * r_in
-    cost_read = read * rate_column("cache_read")
-    cost_write = (write - write_1h) * rate_column("cache_write") + write_1h * rate_column("cache_write_1h")
-    cost_output = out * rate_column("output")
-    fees = np.array([float(r.base) / 1000 if (r := e.rates.get("requests")) else 0.0 for e in entries])
-    cost_request = fees[safe_entry] if entries else np.zeros(n)
-    cost_total = cost_input + cost_read + cost_write + cost_output + cost_request
-    cache_saved = (read + write) * r_in - cost_read - cost_write
-
-    mask = ~priced
-    refs = np.array([e.ref for e in entries] + [None], dtype=object)
-    ref_column = refs[np.where(priced, safe_entry, len(entries))]
-
-    def money(values: np.ndarray) -> pa.Array:
-        return pa.array(values, type=pa.float64(), mask=mask)
-
+    # the costs block by block: the dozen column-sized temporaries of one block, not of the whole table
+    blocks = [
+        _block_costs(table.slice(lo, PRICE_BLOCK_ROWS), entries, safe_entry[lo:hi], priced[lo:hi])
+        for lo in range(0, n, PRICE_BLOCK_ROWS)
+        for hi in [min(n, lo + PRICE_BLOCK_ROWS)]
+    ]
     result = table
-    for name, values in (
-        ("cost_input", cost_input),
-        ("cost_cache_read", cost_read),
-        ("cost_cache_write", cost_write),
-        ("cost_output", cost_output),
-        ("cost_request", cost_request),
-        ("cost_total", cost_total),
-        ("cost_cache_saved", cache_saved),
-    ):
-        result = result.set_column(result.schema.get_field_index(name), name, money(values))
-    result = result.set_column(
-        result.schema.get_field_index("price_ref"), "price_ref", pa.array(ref_column, type=pa.string())
-    )
+    for k, name in enumerate(("price_ref", *COST_NAMES)):
+        column = pa.chunked_array([block[k] for block in blocks], type=result.schema.field(name).type)
+        result = result.set_column(result.schema.get_field_index(name), name, column)
 
-    unpriced = _unpriced(table, (row_entry < 0) & (table["kind"].to_numpy(zero_copy_only=False) == "llm"), book)
+    unpriced = _unpriced(table, (row_entry < 0) & pc.equal(table["kind"], "llm").to_numpy(zero_copy_only=False), book)
     undated = int(np.sum(~has_time & priced))
     return PricingResult(result, entries, unpriced, undated, book.unused_rules())
 

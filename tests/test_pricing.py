@@ -15,10 +15,10 @@ from genai_prices import types as gp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from costscope import AnalyzeOptions, analyze, load_priced_steps
+from costscope import AnalyzeOptions, analyze, load_priced_steps, pricing
 from costscope.batch_terms import BATCH_TERMS
 from costscope.errors import ConfigError
-from costscope.pricing import PriceBook, Rate, price_table
+from costscope.pricing import PriceBook, Rate, _key_codes, price_table
 from costscope.schema import COST_COLUMNS, STEP_SCHEMA, batch_from_rows
 
 MTOK = 1_000_000
@@ -728,3 +728,42 @@ def test_a_discount_rule_does_not_hide_a_later_rule_for_a_model_without_list_pri
     gpt = book.resolve("openai", "gpt-4o", None, when)
     assert gpt is not None and gpt.rates["input"] == Rate(Decimal("2.25"))
     assert book.unused_rules() == []
+
+
+PRICE_KEYS = ("provider", "model", "service_tier")
+_NAMES = st.one_of(st.none(), st.sampled_from(["a", "b", "", "a\x1fb", "\x00"]))
+
+
+@given(st.lists(st.tuples(_NAMES, _NAMES, _NAMES), max_size=40))
+def test_key_codes_number_each_distinct_triple_in_order_of_first_appearance(
+    rows: list[tuple[str | None, str | None, str | None]],
+) -> None:
+    table = pa.table({name: pa.array([row[k] for row in rows], pa.string()) for k, name in enumerate(PRICE_KEYS)})
+    codes, triples = _key_codes(table)
+    assert [triples[c] for c in codes.tolist()] == rows
+    assert triples == list(dict.fromkeys(rows))
+
+
+def test_costs_priced_in_blocks_are_those_priced_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [
+        {
+            "source": "t.jsonl",
+            "line": i,
+            "kind": "llm" if i % 3 else "tool",
+            "provider": "anthropic" if i % 3 else None,
+            "model": ["claude-sonnet-4-5", "claude-haiku-4-5", "no-such-model"][i % 3] if i % 3 else None,
+            "start": 1_759_320_000_000_000 + i * 60_000_000,
+            "input_tokens": 1000 * i if i % 3 else None,
+            "cache_read_tokens": 10 * i if i % 3 else None,
+            "output_tokens": i if i % 3 else None,
+            "usage_source": "reported" if i % 3 else None,
+        }
+        for i in range(50)
+    ]
+    table = pa.Table.from_batches([batch_from_rows(rows)], schema=STEP_SCHEMA)
+    at_once = price_table(table, PriceBook())
+    monkeypatch.setattr(pricing, "PRICE_BLOCK_ROWS", 7)
+    in_blocks = price_table(table, PriceBook())
+    assert in_blocks.table.column("cost_total").num_chunks == 8
+    assert in_blocks.table.combine_chunks().equals(at_once.table.combine_chunks())
+    assert in_blocks.unpriced == at_once.unpriced and in_blocks.entries == at_once.entries
