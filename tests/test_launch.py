@@ -38,3 +38,16 @@ def test_arrow_gets_the_system_allocator_unless_the_user_chose_one(chosen: str |
     if chosen is not None:
         env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
     assert _pool(env) == (chosen or "system")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator")
+def test_freed_blocks_go_back_to_the_system_unless_the_user_tuned_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    from costscope.launch import return_freed_memory
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    glibc = hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
+    assert return_freed_memory() is glibc
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert return_freed_memory() is False
