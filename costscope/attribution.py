@@ -231,12 +231,12 @@ def top_steps(calls: pa.Table, n: int) -> list[dict[str, Any]]:
 
 def top3_step_share(calls: pa.Table) -> float | None:
     """Share of spend in each trace's three costliest steps, over all traces (cost-weighted)."""
-    needed = calls.select(["trace_id", "cost_total"])  # before filtering: a filter copies every column
-    priced = needed.filter(pc.is_valid(needed["cost_total"]))
-    if priced.num_rows == 0:
+    priced = pc.is_valid(calls["cost_total"]).to_numpy(zero_copy_only=False)
+    if not priced.any():
         return None
-    cost = priced["cost_total"].to_numpy()
-    traces = value_ranks(priced["trace_id"])
+    # numbers, then the priced rows: filtering the trace ids would copy their strings
+    cost = pc.fill_null(calls["cost_total"], 0.0).to_numpy()[priced]
+    traces = value_ranks(calls["trace_id"])[priced]
     order = np.lexsort((-cost, traces))  # by trace, then costliest first
     codes, cost = traces[order], cost[order]
     position = np.arange(len(codes))

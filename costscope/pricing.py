@@ -26,6 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from .batch_terms import BATCH_TIER, BatchTerms, batch_terms
 from .config import load_yaml_model
+from .schema import nulls
 
 PRICE_SOURCE = f"genai-prices {version('genai-prices')}"
 UNDATED_PRICE_TIME = datetime(2100, 1, 1, 12, 0, tzinfo=UTC)
@@ -410,6 +411,8 @@ def _block_costs(
     """price_ref, then the COST_NAMES columns, of some rows: `safe_entry` is each row's index into `entries` (any,
     where the row is not `priced`; its costs are null)."""
     n = table.num_rows
+    if not priced.any():  # e.g. a block of tool rows: nulls, sharing one block of zeros
+        return [nulls(n, pa.string()), *(nulls(n, pa.float64()) for _ in COST_NAMES)]
     inp = _tokens(table, "input_tokens")
     read = _tokens(table, "cache_read_tokens")
     write = _tokens(table, "cache_write_tokens")

@@ -129,7 +129,7 @@ def batch_from_rows(rows: list[dict[str, Any]]) -> pa.RecordBatch:
             name = f.name
             arrays.append(pa.array([row.get(name) for row in rows], type=f.type))
         else:
-            arrays.append(pa.nulls(len(rows), type=f.type))
+            arrays.append(nulls(len(rows), f.type))
     return pa.RecordBatch.from_arrays(arrays, schema=STEP_SCHEMA)
 
 
@@ -173,6 +173,42 @@ PARSED_SCHEMA = pa.schema(
 (worker results, the parse cache), which returns STEP_SCHEMA."""
 
 
+def nulls(length: int, type_: pa.DataType) -> pa.Array:
+    """A column of `length` nulls, like `pa.nulls`, whose buffers are all one shared block of zeros (a `bytes`
+    object: the system hands it out as untouched zero pages). `pa.nulls` fills a buffer for each array: 1.6 MB
+    per 64-bit column of 200,000 rows, 20 MiB for the columns a Claude Code table never fills."""
+    if pa.types.is_struct(type_):
+        children = [nulls(length, type_.field(i).type) for i in range(type_.num_fields)]
+        return pa.StructArray.from_buffers(type_, length, [_zeros(length)], null_count=length, children=children)
+    if pa.types.is_map(type_):
+        entries = pa.struct([type_.key_field, type_.item_field])
+        return pa.Array.from_buffers(
+            type_, length, [_zeros(length), _zeros(length)], null_count=length, children=[nulls(0, entries)]
+        )
+    if pa.types.is_list(type_):
+        return pa.Array.from_buffers(
+            type_, length, [_zeros(length), _zeros(length)], null_count=length, children=[nulls(0, type_.value_type)]
+        )
+    if pa.types.is_dictionary(type_):
+        return pa.DictionaryArray.from_arrays(nulls(length, type_.index_type), nulls(0, type_.value_type))
+    if pa.types.is_string(type_) or pa.types.is_binary(type_):
+        return pa.Array.from_buffers(type_, length, [_zeros(length), _zeros(length), _zeros(0)], null_count=length)
+    if pa.types.is_primitive(type_) and type_.bit_width <= 64:
+        return pa.Array.from_buffers(type_, length, [_zeros(length), _zeros(length)], null_count=length)
+    return pa.nulls(length, type_)
+
+
+_ZEROS: list[pa.Buffer] = []
+
+
+def _zeros(length: int) -> pa.Buffer:
+    """Zeros enough for any buffer of `length` values of up to 64 bits (or their offsets), shared."""
+    size = (length + 1) * 8
+    if not _ZEROS or _ZEROS[0].size < size:
+        _ZEROS[:] = [pa.py_buffer(bytes(max(size, 4096)))]
+    return _ZEROS[0]
+
+
 def compact(table: pa.Table) -> pa.Table:
     """A STEP_SCHEMA table in PARSED_SCHEMA (each column's chunks share one dictionary)."""
     arrays = []
@@ -181,7 +217,7 @@ def compact(table: pa.Table) -> pa.Table:
         if column.type == field.type:
             arrays.append(column)
         elif column.null_count == len(column):
-            arrays.append(pa.nulls(len(column), field.type))
+            arrays.append(nulls(len(column), field.type))
         else:
             arrays.append(pc.dictionary_encode(column))
     return pa.Table.from_arrays(arrays, schema=PARSED_SCHEMA)
@@ -202,5 +238,5 @@ def conform(table: pa.Table) -> pa.Table:
         if field.name in table.column_names:
             arrays.append(table.column(field.name).cast(field.type))
         else:
-            arrays.append(pa.nulls(table.num_rows, type=field.type))
+            arrays.append(nulls(table.num_rows, field.type))
     return pa.Table.from_arrays(arrays, schema=STEP_SCHEMA)

@@ -19,7 +19,7 @@ from .errors import InputError
 from .ingest import parse_files
 from .io import expand_paths
 from .parsers import CACHE_DEPENDENCIES, Skips, get_parser
-from .schema import STEP_SCHEMA, decoded
+from .schema import STEP_SCHEMA, decoded, nulls
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def ordered_columns(table: pa.Table, keep: np.ndarray | None = None) -> list[pa.
     """`order_steps`' rows as one array per STEP_SCHEMA column, those of PARSED_SCHEMA still dictionary-encoded
     (decode them with `_decode_columns`, which can free each encoded column once decoded)."""
     if table.num_rows == 0:
-        return [pa.nulls(0, f.type) for f in STEP_SCHEMA]
+        return [nulls(0, f.type) for f in STEP_SCHEMA]
     table, order, traces = _sort_plan(table)
     if keep is not None:
         kept = keep[order]
@@ -156,7 +156,7 @@ def ordered_columns(table: pa.Table, keep: np.ndarray | None = None) -> list[pa.
         if column_field.name == "step":
             arrays.append(pa.array(steps))
         elif column.null_count == len(column):  # a column a format never fills (17 of Claude Code's): made anew
-            arrays.append(pa.nulls(len(order), column_field.type))
+            arrays.append(nulls(len(order), column_field.type))
         else:
             arrays.append(column.take(indices).combine_chunks())
     return arrays

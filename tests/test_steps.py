@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from costscope import AnalyzeOptions, Filters, load_priced_steps
 from costscope.attribution import llm_calls, value_ranks
 from costscope.errors import InputError
-from costscope.schema import PARSED_SCHEMA, STEP_SCHEMA, batch_from_rows, compact
+from costscope.schema import PARSED_SCHEMA, STEP_SCHEMA, batch_from_rows, compact, nulls
 from costscope.steps import drop_duplicate_responses, duplicate_responses, matching, order_steps
 
 
@@ -300,3 +300,15 @@ def test_calls_come_first_and_are_a_slice_of_the_table() -> None:
     assert calls["source"].chunk(0).buffers()[2].address == ordered["source"].chunk(0).buffers()[2].address
     unordered = table_of(rows)  # calls not in one run: filtered
     assert llm_calls(unordered)["line"].to_pylist() == [2, 3, 5]
+
+
+@pytest.mark.parametrize("column", [f.name for f in STEP_SCHEMA] + ["dictionary"])
+def test_shared_null_columns_are_null_columns(column: str) -> None:
+    type_ = PARSED_SCHEMA.field("source").type if column == "dictionary" else STEP_SCHEMA.field(column).type
+    made = nulls(5, type_)
+    made.validate(full=True)
+    assert made.type == type_ and made.null_count == 5
+    assert made.equals(pa.nulls(5, type_))
+    assert made.slice(1, 3).to_pylist() == [None] * 3
+    assert pa.concat_arrays([made, pa.nulls(2, type_)]).null_count == 7
+    assert nulls(0, type_).to_pylist() == []

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..io import UTF8_BOM, InputFile, ReadError, iter_lines
-from ..schema import STEP_SCHEMA, batch_from_rows, empty_table
+from ..schema import STEP_SCHEMA, batch_from_rows, empty_table, nulls
 
 BATCH_ROWS = 65_536
 R = TypeVar("R")
@@ -125,7 +125,7 @@ class Columns:
         for f in STEP_SCHEMA:
             column = self.values.get(f.name)
             if column is None:
-                arrays.append(pa.nulls(self.rows, type=f.type))
+                arrays.append(nulls(self.rows, f.type))
             elif f.name in self.iso_times:
                 arrays.append(pc.cast(pa.array(column, pa.string()), f.type))
             else:
