@@ -26,6 +26,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from costscope import api, ingest, steps
+    from costscope.launch import return_freed_memory
+
+    return_freed_memory()  # as the `costscope` program does
     from costscope import io as inputs
     from costscope.parsers import Skips
     from costscope.pricing import PriceBook, price_table
@@ -45,8 +48,9 @@ def main() -> None:
     parsed = ingest.parse_files(expanded.files, format_in=None, strict=False, cache_dir=None)
     mark(f"parse ({parsed.table.num_rows:,} rows)")
     keep, _ = steps.duplicate_responses(parsed.table)
-    table = steps.order_steps(parsed.table, keep)
+    ordered = steps.ordered_columns(parsed.table, keep)  # as `steps.load_steps` does
     del parsed
+    table = steps.decoded_table(ordered)
     mark("dedupe and order")
     book = PriceBook.from_file(None)
     pricing = price_table(table, book)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
@@ -457,6 +457,31 @@ def _tokens(table: pa.Table, name: str) -> np.ndarray:
 
 def price_table(table: pa.Table, book: PriceBook) -> PricingResult:
     """Fill the cost columns of a step table; unpriced calls keep null costs and are listed."""
+    n = table.num_rows
+    run = _priceable_run(table)
+    if run is not None and run != (0, n):  # e.g. the calls of an ordered table (`steps.order_steps`)
+        start, stop = run
+        inner = _price_rows(table.slice(start, stop - start), book)
+        result = table
+        for name in ("price_ref", *COST_NAMES):
+            type_ = result.schema.field(name).type
+            column = pa.chunked_array([nulls(start, type_), *inner.table[name].chunks, nulls(n - stop, type_)], type_)
+            result = result.set_column(result.schema.get_field_index(name), name, column)
+        return replace(inner, table=result)
+    return _price_rows(table, book)
+
+
+def _priceable_run(table: pa.Table) -> tuple[int, int] | None:
+    """(first, last + 1) of the rows that can carry a cost (calls, and rows that report usage) when they are one
+    run of rows; outside it every cost is null. None when they are not one run (or there are none)."""
+    can = pc.or_(pc.equal(table["kind"], "llm"), pc.is_valid(table["usage_source"]))
+    at = np.flatnonzero(pc.fill_null(can, False).to_numpy(zero_copy_only=False))
+    if len(at) == 0 or at[-1] - at[0] + 1 != len(at):
+        return None
+    return int(at[0]), int(at[-1]) + 1
+
+
+def _price_rows(table: pa.Table, book: PriceBook) -> PricingResult:
     n = table.num_rows
     triple_idx, triples = _key_codes(table)
     start_us = pc.cast(table["start"], pa.int64()).to_numpy(zero_copy_only=False)

@@ -83,7 +83,7 @@ def load_steps(
     if parsed.saving is not None:
         parsed.saving.wait()  # the parse cache was written meanwhile
     del parsed  # the unordered rows go now: before the ordered copy is decoded (about twice its bytes)
-    table = _decode_columns(ordered)
+    table = decoded_table(ordered)
     result_ = LoadResult(table, files, expanded.ignored, skips, dict(notes))
     result_.duplicates = duplicates
     if expanded.watched is not None:
@@ -134,12 +134,12 @@ def order_steps(table: pa.Table, keep: np.ndarray | None = None) -> pa.Table:
     source and line. Steps number the rows of a trace in that order, all kinds together (a call's step tells how
     many rows of its trace came before it). The calls being one run of rows, `attribution.llm_calls` is a slice,
     not a copy."""
-    return _decode_columns(ordered_columns(table, keep))
+    return decoded_table(ordered_columns(table, keep))
 
 
 def ordered_columns(table: pa.Table, keep: np.ndarray | None = None) -> list[pa.Array]:
     """`order_steps`' rows as one array per STEP_SCHEMA column, those of PARSED_SCHEMA still dictionary-encoded
-    (decode them with `_decode_columns`, which can free each encoded column once decoded)."""
+    (decode them with `decoded_table`, which can free each encoded column once decoded)."""
     if table.num_rows == 0:
         return [nulls(0, f.type) for f in STEP_SCHEMA]
     table, order, traces = _sort_plan(table)
@@ -162,7 +162,7 @@ def ordered_columns(table: pa.Table, keep: np.ndarray | None = None) -> list[pa.
     return arrays
 
 
-def _decode_columns(arrays: list[pa.Array]) -> pa.Table:
+def decoded_table(arrays: list[pa.Array]) -> pa.Table:
     """The table of `ordered_columns`' arrays, decoded; it empties `arrays`, so that each encoded column can go
     as soon as its decoded copy is made (when the caller holds no other reference)."""
     arrays.reverse()

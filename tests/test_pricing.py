@@ -767,3 +767,22 @@ def test_costs_priced_in_blocks_are_those_priced_at_once(monkeypatch: pytest.Mon
     assert in_blocks.table.column("cost_total").num_chunks == 8
     assert in_blocks.table.combine_chunks().equals(at_once.table.combine_chunks())
     assert in_blocks.unpriced == at_once.unpriced and in_blocks.entries == at_once.entries
+
+
+def test_a_run_of_calls_is_priced_alone_and_the_rest_stays_null() -> None:
+    calls = [
+        {"kind": "llm", "provider": "anthropic", "model": "claude-sonnet-4-5", "usage_source": "reported"},
+        {"kind": "llm", "provider": "anthropic", "model": "no-such-model", "usage_source": "reported"},
+        {"kind": "llm", "provider": "anthropic", "model": "claude-haiku-4-5"},  # no usage: no cost, not listed
+    ]
+    rows = [
+        {"source": "t.jsonl", "line": i, "start": 1_759_320_000_000_000, "input_tokens": 100, "output_tokens": 10} | row
+        for i, row in enumerate([{"kind": "tool"}, *calls, {"kind": "tool"}, {"kind": "agent"}])
+    ]
+    table = pa.Table.from_batches([batch_from_rows(rows)], schema=STEP_SCHEMA)
+    ran = price_table(table, PriceBook())
+    scattered = price_table(table.take([1, 0, 2, 3, 4, 5]), PriceBook())  # the calls not in one run
+    assert ran.table["cost_total"].num_chunks == 3
+    assert ran.table.take([1, 0, 2, 3, 4, 5]).combine_chunks().equals(scattered.table.combine_chunks())
+    assert ran.unpriced == scattered.unpriced and [u.model for u in ran.unpriced] == ["no-such-model"]
+    assert ran.table["cost_total"].to_pylist()[0] is None and ran.table["cost_total"].to_pylist()[1] > 0
