@@ -45,7 +45,9 @@ PARTITIONING = (
     "the trace's rows (none: no tenant level); a trace is never split across files or partitions"
 )
 ORDER = [("trace_id", "ascending"), ("start", "ascending"), ("source", "ascending"), ("line", "ascending")]
-"""The step-table order (as `steps.order_steps`), kept inside every file and restored when files are combined."""
+"""The order of the rows inside every file, restored when files are combined: each trace's rows together, by time.
+(`steps.order_steps` puts the calls before the other rows, each part in this order: the calls, which is what the
+reports read, come in the same order either way.)"""
 REPLAY_ONLY_COLUMNS = ("prompt_text", "output_text")
 """Columns only the simulator reads: analyze and baseline skip them (they are the widest)."""
 
@@ -184,7 +186,7 @@ def partition_dir(day: str, tenant: str | None) -> str:
 
 
 def read_files(root: str | Path, files: Iterable[str], columns: list[str] | None = None) -> pa.Table:
-    """The rows of some files of a dataset as one step table in step-table order (STEP_SCHEMA; `columns`, when
+    """The rows of some files of a dataset as one step table in ORDER (STEP_SCHEMA; `columns`, when
     given, are read and the others left null). Traces are whole, since a trace never spans files."""
     paths = [str(Path(root) / name) for name in files]
     if not paths:

@@ -366,31 +366,27 @@ class PricingResult:
 
 def _key_codes(table: pa.Table) -> tuple[np.ndarray, list[tuple[str | None, str | None, str | None]]]:
     """Per-row index into the distinct (provider, model, service_tier) triples, numbered in order of first
-    appearance: each column's codes among its own few values, combined into one number per row (renumbered
-    after each column, so that the numbers stay below rows x values)."""
+    appearance: each column's codes among its own few values, combined into one number per row (numbered anew by
+    first appearance after each column, so that the numbers stay below rows x values)."""
     combined = np.zeros(table.num_rows, dtype=np.int64)
-    steps: list[tuple[list[str | None], np.ndarray]] = []  # per column: its values (null last), combined codes
+    steps: list[tuple[list[str | None], np.ndarray]] = []  # per column: its values (null last), combined numbers
     for name in ("provider", "model", "service_tier"):
         encoded = pc.dictionary_encode(table[name])
         if isinstance(encoded, pa.ChunkedArray):
             encoded = encoded.combine_chunks()
         values: list[str | None] = [*encoded.dictionary.to_pylist(), None]
         codes = pc.fill_null(encoded.indices, len(values) - 1).to_numpy(zero_copy_only=False)
-        uniq, inverse = np.unique(combined * len(values) + codes, return_inverse=True)
-        combined = inverse.reshape(-1).astype(np.int64)
-        steps.append((values, uniq))
-    _, first = np.unique(combined, return_index=True)
-    by_appearance = np.argsort(first, kind="stable")
-    rank = np.empty(len(first), dtype=np.int64)
-    rank[by_appearance] = np.arange(len(first))
+        renumbered = pc.dictionary_encode(pa.array(combined * len(values) + codes))  # hashing: first appearance
+        combined = renumbered.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        steps.append((values, renumbered.dictionary.to_numpy()))
     triples = []
-    for code in by_appearance.tolist():
+    for code in range(len(steps[-1][1])):
         triple: list[str | None] = []
-        for values, uniq in reversed(steps):
-            code, index = divmod(int(uniq[code]), len(values))
+        for values, numbers in reversed(steps):
+            code, index = divmod(int(numbers[code]), len(values))
             triple.append(values[index])
         triples.append((triple[2], triple[1], triple[0]))
-    return rank[combined], triples
+    return combined, triples
 
 
 PRICE_BLOCK_ROWS = 1 << 16
@@ -465,7 +461,8 @@ def price_table(table: pa.Table, book: PriceBook) -> PricingResult:
         result = table
         for name in ("price_ref", *COST_NAMES):
             type_ = result.schema.field(name).type
-            column = pa.chunked_array([nulls(start, type_), *inner.table[name].chunks, nulls(n - stop, type_)], type_)
+            parts = [nulls(start, type_), *inner.table[name].chunks, nulls(n - stop, type_)]
+            column = pa.chunked_array([part for part in parts if len(part)], type_)  # the run is one chunk
             result = result.set_column(result.schema.get_field_index(name), name, column)
         return replace(inner, table=result)
     return _price_rows(table, book)
@@ -530,7 +527,12 @@ def _price_rows(table: pa.Table, book: PriceBook) -> PricingResult:
     ]
     result = table
     for k, name in enumerate(("price_ref", *COST_NAMES)):
-        column = pa.chunked_array([block[k] for block in blocks], type=result.schema.field(name).type)
+        # one chunk per column, as the other columns have: a table whose columns are cut at different rows is cut
+        # again at every boundary by each filter or take (and a later combine_chunks then copies every column)
+        type_ = result.schema.field(name).type
+        column = pa.concat_arrays([block[k] for block in blocks]) if blocks else nulls(0, type_)
+        for block in blocks:
+            block[k] = None  # the block's part goes as soon as it is copied
         result = result.set_column(result.schema.get_field_index(name), name, column)
 
     unpriced = _unpriced(table, (row_entry < 0) & pc.equal(table["kind"], "llm").to_numpy(zero_copy_only=False), book)
