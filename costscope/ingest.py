@@ -28,7 +28,7 @@ from .io import GZIP_MAGIC, InputFile, ReadError, line_parts
 from .parse_cache import FileCache, FileResult, PendingSave
 from .parsers import ParseContext, Skips, UnknownFormat, detect, get_parser
 from .parsers.base import Piece, piece_rows, table_of
-from .schema import PARSED_SCHEMA, compact, empty_of, empty_table
+from .schema import PARSED_SCHEMA, compact, empty_of, empty_table, with_shared_nulls
 
 __all__ = ["FileCache", "FileResult", "Parsed", "parse_file", "parse_files"]
 
@@ -123,9 +123,10 @@ def _unspill(table: pa.Table | Path) -> pa.Table:
     if isinstance(table, pa.Table):
         return table
     try:
-        return pa.ipc.open_file(pa.memory_map(str(table))).read_all()
+        mapped = pa.ipc.open_file(pa.memory_map(str(table))).read_all()
     finally:
         table.unlink()
+    return with_shared_nulls(mapped)
 
 
 def _spill_dir() -> str | None:

@@ -28,7 +28,7 @@ from .io import InputFile
 from .parsers import CACHE_DEPENDENCIES, Skips
 from .parsers.base import Piece
 from .runcache import path_state
-from .schema import PARSED_SCHEMA, empty_of, empty_table
+from .schema import PARSED_SCHEMA, empty_of, empty_table, with_shared_nulls
 from .tokens import is_cached
 
 
@@ -72,7 +72,9 @@ def code_fingerprint() -> str:
 
 
 class FileCache:
-    """Parse results of many files in two Arrow IPC files, each file's rows a contiguous block.
+    """Parse results of many files in two Arrow IPC streams, each file's rows a contiguous block (PARSED_SCHEMA; a
+    stream, unlike the Arrow file format, lets each batch carry its own dictionaries, so the workers' chunks are
+    written as they come instead of being encoded again with shared dictionaries).
 
     The base (`parsed.arrow`) holds most rows; the delta (`parsed-delta.arrow`) the files parsed since, so that a
     run after one session grew writes that session's rows, not every row again. The index (file key -> rows'
@@ -250,7 +252,7 @@ def _read_store(path: Path) -> tuple[pa.Table, dict[str, Any]] | None:
     """A store's rows (memory-mapped) and metadata, or None when it is missing, unreadable or of another schema."""
     try:
         with pa.memory_map(str(path)) as source:
-            reader = ipc.open_file(source)
+            reader = ipc.open_stream(source)
             meta = orjson.loads((reader.schema.metadata or {}).get(b"costscope.store", b"null"))
             stored = reader.read_all()
     except (OSError, pa.ArrowInvalid, orjson.JSONDecodeError):
@@ -259,18 +261,17 @@ def _read_store(path: Path) -> tuple[pa.Table, dict[str, Any]] | None:
         return None
     if not stored.schema.remove_metadata().equals(_STORE_SCHEMA):
         return None
-    return stored.replace_schema_metadata(PARSED_SCHEMA.metadata), meta
+    return with_shared_nulls(stored.replace_schema_metadata(PARSED_SCHEMA.metadata)), meta
 
 
 def _write_store(path: Path, blocks: list[pa.Table], meta: dict[str, Any]) -> bool:
     table = pa.concat_tables([b.replace_schema_metadata(None) for b in blocks]) if blocks else empty_of(_STORE_SCHEMA)
-    table = table.unify_dictionaries()  # an Arrow file holds one dictionary per column
     schema = _STORE_SCHEMA.with_metadata({b"costscope.store": orjson.dumps(meta)})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         # uncompressed, so that a warm run memory-maps it without decoding
-        with ipc.new_file(str(partial), schema) as writer:
+        with ipc.new_stream(str(partial), schema) as writer:
             writer.write_table(table, max_chunksize=1 << 20)
         os.replace(partial, path)
     except OSError:

@@ -198,6 +198,16 @@ def nulls(length: int, type_: pa.DataType) -> pa.Array:
     return pa.nulls(length, type_)
 
 
+def with_shared_nulls(table: pa.Table) -> pa.Table:
+    """`table` with its columns that are null throughout made anew by `nulls`. For a table mapped from a file: what
+    reads such a column later (e.g. a writer) then reads no page of the file's zeros into this process's memory
+    (17 columns of a Claude Code table, 20 MiB at 200,000 rows)."""
+    for i, column in enumerate(table.columns):
+        if column.null_count == len(column) and len(column):
+            table = table.set_column(i, table.schema.field(i), nulls(len(column), column.type))
+    return table
+
+
 _ZEROS: list[pa.Buffer] = []
 
 

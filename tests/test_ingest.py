@@ -16,7 +16,8 @@ from costscope import ingest
 from costscope.errors import InputError
 from costscope.io import InputFile, ReadError
 from costscope.parse_cache import FileCache
-from costscope.steps import load_steps
+from costscope.schema import PARSED_SCHEMA, STEP_SCHEMA, nulls, with_shared_nulls
+from costscope.steps import load_steps, order_steps
 
 
 def write_calls(path: Path, n: int, bad_line: bool = False) -> Path:
@@ -286,3 +287,33 @@ def test_a_failed_save_fails_the_run_that_waits_for_it(tmp_path: Path, monkeypat
     monkeypatch.setattr(FileCache, "save", broken_save)
     with pytest.raises(RuntimeError, match="a bug in the cache"):
         load_steps([str(write_calls(tmp_path / "f.jsonl", 3))], cache_dir=tmp_path / "cache")
+
+
+def test_the_store_keeps_chunks_with_their_own_dictionaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files parsed in several chunks (each with its dictionaries) and read back from the store give the same rows;
+    the columns no file fills come back as nulls on the shared zeros, not on the stored file's pages."""
+    files = [str(write_calls(tmp_path / f"f{i}.jsonl", 20 + i)) for i in range(4)]
+    cache = tmp_path / "cache"
+    sources = [InputFile(f, Path(f)) for f in files]
+    monkeypatch.setattr(ingest, "SERIAL_CHUNK_BYTES", 1)  # a chunk per file
+    parsed = ingest.parse_files(sources, format_in=None, strict=False, cache_dir=cache, workers=1)
+    assert parsed.saving is not None
+    parsed.saving.wait()
+    store = ingest.FileCache(cache)
+    assert store._table is not None and store._table.num_rows == parsed.table.num_rows == 86
+    assert store._table.schema.equals(PARSED_SCHEMA)
+    sources_of = [chunk.dictionary.to_pylist() for chunk in store._table["source"].chunks]
+    assert len({tuple(d) for d in sources_of}) > 1  # chunks with dictionaries of their own
+    assert order_steps(store._table).equals(order_steps(parsed.table))
+    empty = [name for name in STEP_SCHEMA.names if store._table[name].null_count == 86]
+    assert "reasoning_tokens" in empty or "tags" in empty
+    zeros = nulls(1, pa.int64()).buffers()[1].address
+    assert all(store._table[name].chunk(0).buffers()[0].address == zeros for name in empty)
+
+
+def test_with_shared_nulls_changes_no_value() -> None:
+    table = pa.table({"a": pa.array([None, None], pa.int64()), "b": pa.array(["x", None])})
+    shared = with_shared_nulls(table)
+    assert shared.equals(table)
+    assert shared["a"].chunk(0).buffers()[1].address == nulls(1, pa.int64()).buffers()[1].address
+    assert shared["b"].chunk(0).buffers()[1].address == table["b"].chunk(0).buffers()[1].address
