@@ -389,7 +389,7 @@ def _key_codes(table: pa.Table) -> tuple[np.ndarray, list[tuple[str | None, str 
     return combined, triples
 
 
-PRICE_BLOCK_ROWS = 1 << 16
+PRICE_BLOCK_ROWS = 1 << 15
 COST_NAMES = (
     "cost_input",
     "cost_cache_read",
@@ -401,19 +401,15 @@ COST_NAMES = (
 )
 
 
-def _block_costs(
-    table: pa.Table, entries: list[PriceEntry], safe_entry: np.ndarray, priced: np.ndarray
-) -> list[pa.Array]:
-    """price_ref, then the COST_NAMES columns, of some rows: `safe_entry` is each row's index into `entries` (any,
-    where the row is not `priced`; its costs are null)."""
+def _block_costs(table: pa.Table, entries: list[PriceEntry], safe_entry: np.ndarray, out: list[np.ndarray]) -> None:
+    """Write the COST_NAMES columns of some rows into `out` (one array per name, of those rows): `safe_entry` is
+    each row's index into `entries` (any index where the row is not priced: its costs are masked later)."""
     n = table.num_rows
-    if not priced.any():  # e.g. a block of tool rows: nulls, sharing one block of zeros
-        return [nulls(n, pa.string()), *(nulls(n, pa.float64()) for _ in COST_NAMES)]
     inp = _tokens(table, "input_tokens")
     read = _tokens(table, "cache_read_tokens")
     write = _tokens(table, "cache_write_tokens")
     write_1h = _tokens(table, "cache_write_1h_tokens")
-    out = _tokens(table, "output_tokens")
+    output = _tokens(table, "output_tokens")
 
     def rate_column(component: str) -> np.ndarray:
         if not entries:
@@ -430,20 +426,15 @@ def _block_costs(
         return per_token
 
     r_in = rate_column("input")
-    cost_input = (inp - read - write) * r_in
-    cost_read = read * rate_column("cache_read")
-    cost_write = (write - write_1h) * rate_column("cache_write") + write_1h * rate_column("cache_write_1h")
-    cost_output = out * rate_column("output")
+    cost_input, cost_read, cost_write, cost_output, cost_request, cost_total, cache_saved = out
+    np.multiply(inp - read - write, r_in, out=cost_input)
+    np.multiply(read, rate_column("cache_read"), out=cost_read)
+    np.add((write - write_1h) * rate_column("cache_write"), write_1h * rate_column("cache_write_1h"), out=cost_write)
+    np.multiply(output, rate_column("output"), out=cost_output)
     fees = np.array([float(r.base) / 1000 if (r := e.rates.get("requests")) else 0.0 for e in entries])
-    cost_request = fees[safe_entry] if entries else np.zeros(n)
-    cost_total = cost_input + cost_read + cost_write + cost_output + cost_request
-    cache_saved = (read + write) * r_in - cost_read - cost_write
-
-    mask = ~priced
-    refs = np.array([e.ref for e in entries] + [None], dtype=object)
-    ref_column = pa.array(refs[np.where(priced, safe_entry, len(entries))], type=pa.string())
-    costs = (cost_input, cost_read, cost_write, cost_output, cost_request, cost_total, cache_saved)
-    return [ref_column, *(pa.array(values, type=pa.float64(), mask=mask) for values in costs)]
+    cost_request[:] = fees[safe_entry] if entries else 0.0
+    np.add(cost_input + cost_read + cost_write + cost_output, cost_request, out=cost_total)
+    np.subtract((read + write) * r_in - cost_read, cost_write, out=cache_saved)
 
 
 def _tokens(table: pa.Table, name: str) -> np.ndarray:
@@ -520,20 +511,21 @@ def _price_rows(table: pa.Table, book: PriceBook) -> PricingResult:
     safe_entry = np.where(row_entry >= 0, row_entry, 0)
 
     # the costs block by block: the dozen column-sized temporaries of one block, not of the whole table
-    blocks = [
-        _block_costs(table.slice(lo, PRICE_BLOCK_ROWS), entries, safe_entry[lo:hi], priced[lo:hi])
-        for lo in range(0, n, PRICE_BLOCK_ROWS)
-        for hi in [min(n, lo + PRICE_BLOCK_ROWS)]
-    ]
+    # the costs block by block into one array per column: the dozen temporaries are those of one block
+    costs = [np.zeros(n) for _ in COST_NAMES]
+    for lo in range(0, n, PRICE_BLOCK_ROWS):
+        hi = min(n, lo + PRICE_BLOCK_ROWS)
+        if priced[lo:hi].any():
+            _block_costs(table.slice(lo, hi - lo), entries, safe_entry[lo:hi], [c[lo:hi] for c in costs])
+    unpriced_rows = ~priced
     result = table
-    for k, name in enumerate(("price_ref", *COST_NAMES)):
-        # one chunk per column, as the other columns have: a table whose columns are cut at different rows is cut
-        # again at every boundary by each filter or take (and a later combine_chunks then copies every column)
-        type_ = result.schema.field(name).type
-        column = pa.concat_arrays([block[k] for block in blocks]) if blocks else nulls(0, type_)
-        for block in blocks:
-            block[k] = None  # the block's part goes as soon as it is copied
+    refs = pa.array([e.ref for e in entries], pa.string())
+    price_ref = refs.take(pa.array(safe_entry, mask=unpriced_rows)) if entries else nulls(n, pa.string())
+    for name, column in (("price_ref", price_ref), *zip(COST_NAMES, costs, strict=True)):
+        if not isinstance(column, pa.Array):  # one chunk per column, as the other columns have
+            column = pa.array(column, type=pa.float64(), mask=unpriced_rows)
         result = result.set_column(result.schema.get_field_index(name), name, column)
+    del costs
 
     unpriced = _unpriced(table, (row_entry < 0) & pc.equal(table["kind"], "llm").to_numpy(zero_copy_only=False), book)
     undated = int(np.sum(~has_time & priced))

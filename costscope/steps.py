@@ -158,7 +158,11 @@ def ordered_columns(table: pa.Table, keep: np.ndarray | None = None) -> list[pa.
         elif column.null_count == len(column):  # a column a format never fills (17 of Claude Code's): made anew
             arrays.append(nulls(len(order), column_field.type))
         else:
-            arrays.append(column.take(indices).combine_chunks())
+            taken = column.take(indices).combine_chunks()
+            if pa.types.is_dictionary(taken.type):  # a copy of the dictionary too, not a view of the parsed rows'
+                dictionary = taken.dictionary.take(pa.array(np.arange(len(taken.dictionary))))  # (mapped) buffers
+                taken = pa.DictionaryArray.from_arrays(taken.indices, dictionary)
+            arrays.append(taken)
     return arrays
 
 
