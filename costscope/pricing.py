@@ -510,7 +510,6 @@ def _price_rows(table: pa.Table, book: PriceBook) -> PricingResult:
     priced = (row_entry >= 0) & ~pc.is_null(table["usage_source"]).to_numpy(zero_copy_only=False)
     safe_entry = np.where(row_entry >= 0, row_entry, 0)
 
-    # the costs block by block: the dozen column-sized temporaries of one block, not of the whole table
     # the costs block by block into one array per column: the dozen temporaries are those of one block
     costs = [np.zeros(n) for _ in COST_NAMES]
     for lo in range(0, n, PRICE_BLOCK_ROWS):
