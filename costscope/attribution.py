@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import InputError
-from .schema import TOKEN_COLUMNS, Kind
+from .schema import TOKEN_COLUMNS, Kind, row_run
 
 GROUP_KEYS: dict[str, str] = {
     "model": "model",
@@ -63,9 +63,9 @@ def reported_costs(table: pa.Table, calls: pa.Table | None = None) -> dict[str, 
 def llm_calls(table: pa.Table) -> pa.Table:
     """The LLM-call rows (the table itself when it has no other kind: filtering copies every column)."""
     is_llm = pc.equal(table["kind"], Kind.LLM.value).to_numpy(zero_copy_only=False)
-    at = np.flatnonzero(is_llm)
-    if len(at) and at[-1] - at[0] + 1 == len(at):  # one run of rows (`steps.order_steps` puts the calls first)
-        return table.slice(int(at[0]), len(at))  # zero-copy
+    run = row_run(is_llm)  # `steps.order_steps` puts the calls first, as one run
+    if run is not None:
+        return table.slice(run[0], run[1] - run[0])
     return table.filter(pa.array(is_llm))
 
 

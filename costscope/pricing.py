@@ -26,7 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from .batch_terms import BATCH_TIER, BatchTerms, batch_terms
 from .config import load_yaml_model
-from .schema import nulls
+from .schema import nulls, row_run
 
 PRICE_SOURCE = f"genai-prices {version('genai-prices')}"
 UNDATED_PRICE_TIME = datetime(2100, 1, 1, 12, 0, tzinfo=UTC)
@@ -460,13 +460,10 @@ def price_table(table: pa.Table, book: PriceBook) -> PricingResult:
 
 
 def _priceable_run(table: pa.Table) -> tuple[int, int] | None:
-    """(first, last + 1) of the rows that can carry a cost (calls, and rows that report usage) when they are one
-    run of rows; outside it every cost is null. None when they are not one run (or there are none)."""
+    """The run of rows that can carry a cost (calls, and rows that report usage), when they are one run (`row_run`);
+    outside it every cost is null."""
     can = pc.or_(pc.equal(table["kind"], "llm"), pc.is_valid(table["usage_source"]))
-    at = np.flatnonzero(pc.fill_null(can, False).to_numpy(zero_copy_only=False))
-    if len(at) == 0 or at[-1] - at[0] + 1 != len(at):
-        return None
-    return int(at[0]), int(at[-1]) + 1
+    return row_run(pc.fill_null(can, False).to_numpy(zero_copy_only=False))
 
 
 def _price_rows(table: pa.Table, book: PriceBook) -> PricingResult:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -196,6 +197,15 @@ def nulls(length: int, type_: pa.DataType) -> pa.Array:
     if pa.types.is_primitive(type_) and type_.bit_width <= 64:
         return pa.Array.from_buffers(type_, length, [_zeros(length), _zeros(length)], null_count=length)
     return pa.nulls(length, type_)
+
+
+def row_run(mask: np.ndarray) -> tuple[int, int] | None:
+    """(first, last + 1) of the rows `mask` selects when they are one run of consecutive rows (a slice of the table
+    then holds them without a copy); None when they are not, or there are none."""
+    at = np.flatnonzero(mask)
+    if len(at) == 0 or at[-1] - at[0] + 1 != len(at):
+        return None
+    return int(at[0]), int(at[-1]) + 1
 
 
 def with_shared_nulls(table: pa.Table) -> pa.Table:

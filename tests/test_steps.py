@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from costscope import AnalyzeOptions, Filters, load_priced_steps
 from costscope.attribution import llm_calls, value_ranks
 from costscope.errors import InputError
-from costscope.schema import PARSED_SCHEMA, STEP_SCHEMA, batch_from_rows, compact, nulls
+from costscope.schema import PARSED_SCHEMA, STEP_SCHEMA, batch_from_rows, compact, nulls, row_run
 from costscope.steps import drop_duplicate_responses, duplicate_responses, matching, order_steps
 
 
@@ -312,3 +313,13 @@ def test_shared_null_columns_are_null_columns(column: str) -> None:
     assert made.slice(1, 3).to_pylist() == [None] * 3
     assert pa.concat_arrays([made, pa.nulls(2, type_)]).null_count == 7
     assert nulls(0, type_).to_pylist() == []
+
+
+@given(st.lists(st.booleans(), max_size=20))
+def test_row_run_is_the_slice_holding_exactly_the_selected_rows(mask: list[bool]) -> None:
+    run = row_run(np.array(mask, dtype=bool))
+    if run is None:
+        assert not any(mask) or not all(mask[mask.index(True) : len(mask) - mask[::-1].index(True)])
+    else:
+        first, stop = run
+        assert [first <= i < stop for i in range(len(mask))] == mask
