@@ -186,6 +186,13 @@ class FileRows:
         self.rows[slot] = row
         return slot
 
+    def in_order(self) -> list[dict[str, Any]]:
+        """The rows: the calls (and rows that merge with nothing), then the tools, each in order of first
+        appearance. (The step table orders rows by trace and time; this order only decides ties, where a line's call
+        comes before its tools, which come in block order.)"""
+        tools = [row for slot, row in self.rows.items() if slot.startswith("tool:")]
+        return [row for slot, row in self.rows.items() if not slot.startswith("tool:")] + tools
+
     def offer_tool(self, row: dict[str, Any]) -> None:
         self.rows.setdefault(f"tool:{row['span_id']}", row)
 
@@ -514,4 +521,4 @@ class ClaudeCodeParser:
         if state.rows.merged:
             ctx.notes["claude-code: repeated lines of one response merged"] += state.rows.merged
         if state.rows.rows:
-            yield list(state.rows.rows.values())
+            yield state.rows.in_order()

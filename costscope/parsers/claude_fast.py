@@ -5,7 +5,7 @@ typed records (`claude_records`, msgspec: the fields not read are skipped, not b
 column lists (no dict per row; the rows of a chunk of files become Arrow at once) and merges them in one
 pass: the row of one (`message.id`, `requestId`) is its last line with the most output, starting at the earliest
 line that was the most output so far; a `tool_use` block gives a tool row at its first line, ended by the first
-later `tool_result` that is not before it. The slots keep the reference order (a call, then its line's tools, in
+later `tool_result` that is not before it. The rows come in the reference order (the calls, then the tools, each in
 order of first appearance), so the table is the reference table, value for value.
 
 It covers the shape Claude Code writes (record types newer than this parser are counted, as the reference does)
@@ -287,16 +287,12 @@ def _table(state: _FileState, cols: _Columns, notes: Counter[str]) -> Columns | 
             if (begin if begin is not None and begin != _EPOCH else end) <= end:
                 tool_end[tool_id] = end
 
-    # the reference slot order: by first line; at a line, its call (if new) before its tools, in block order
+    # the reference order: the calls, then the tools, each in order of first appearance
     held_calls = list(calls.values())
     tools = list(tool_first.values())
-    order = sorted(
-        [(held[3], 0, c) for c, held in enumerate(held_calls)]
-        + [(cols.tool_at[t], 1, len(held_calls) + k) for k, t in enumerate(tools)]
-    )
-    if not order:
+    if not held_calls and not tools:
         return None
-    return _columns(state, cols, held_calls, tools, tool_end, [slot for _, _, slot in order])
+    return _columns(state, cols, held_calls, tools, tool_end)
 
 
 def _check_times(values: list[str | None]) -> None:
@@ -311,9 +307,8 @@ def _columns(
     held_calls: list[list[Any]],
     tools: list[int],
     tool_end: dict[str, str],
-    order: list[int],
 ) -> Columns:
-    """Call rows then tool rows, column by column, in slot order (`order` indexes the two lists joined)."""
+    """Call rows then tool rows, column by column."""
     chosen = [held[1] for held in held_calls]
     at = [cols.tool_at[t] for t in tools]
     tokens = [cols.tokens[i] for i in chosen]
@@ -321,13 +316,12 @@ def _columns(
     no_tools = [None] * len(tools)
 
     def both(call_values: list[Any], tool_values: list[Any]) -> list[Any]:
-        joined = call_values + tool_values
-        return [joined[k] for k in order]
+        return call_values + tool_values
 
     def token(position: int) -> list[Any]:
         return [u[position] if u is not None else None for u in tokens]
 
-    rows = len(order)
+    rows = len(held_calls) + len(tools)
     values: dict[str, list[Any]] = {
         "source": [state.source.name] * rows,
         "line": both([cols.line[i] for i in chosen], [cols.line[i] for i in at]),
