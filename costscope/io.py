@@ -251,44 +251,79 @@ def iter_lines(
     `on_read_error` is told (the lines read so far stand); without it the ReadError is raised.
     """
     lineno = source.first_line - 1
-    budget = None if source.stop is None else source.stop - source.start
     unfinished: list[bytes] = []  # the pieces of a line that runs past the blocks read so far, joined once
     try:
-        with source.open() as fh:
-            block_size = GZIP_BLOCK if isinstance(fh, gzip.GzipFile) else PLAIN_BLOCK
-            first = lineno == 0
-            while True:
-                size = block_size if budget is None else min(block_size, budget)
-                block = fh.read(size) if size > 0 else b""
-                if budget is not None:
-                    budget -= len(block)
-                if not block:
-                    break
-                if first:
-                    block = block.removeprefix(UTF8_BOM)
-                    first = False
-                lines = block.split(b"\n")
-                if len(lines) == 1:
-                    unfinished.append(block)
-                    continue
-                if unfinished:
-                    lines[0] = b"".join([*unfinished, lines[0]])
-                tail = lines.pop()
-                unfinished = [tail] if tail else []
-                for raw in lines:
-                    lineno += 1
-                    if raw and not raw.isspace():
-                        yield lineno, raw
+        for block in _blocks(source):
+            lines = block.split(b"\n")
+            if len(lines) == 1:
+                unfinished.append(block)
+                continue
+            if unfinished:
+                lines[0] = b"".join([*unfinished, lines[0]])
+            tail = lines.pop()
+            unfinished = [tail] if tail else []
+            for raw in lines:
+                lineno += 1
+                if raw and not raw.isspace():
+                    yield lineno, raw
         if unfinished:
             lineno += 1
             last = b"".join(unfinished)
             if not last.isspace():
                 yield lineno, last
     except (OSError, EOFError) as exc:
-        error = ReadError(source.name, lineno + 1, f"cannot read further: {exc}")
-        if on_read_error is None:
-            raise error from exc
-        on_read_error(error)
+        _read_error(source, lineno, exc, on_read_error)
+
+
+def iter_blocks(source: InputFile) -> Iterator[bytes | memoryview]:
+    """The bytes of `source` (BOM dropped) in blocks of whole lines, as `iter_lines` reads them but not split: each
+    block ends with a newline, but the file's last; blank lines are in the blocks, so a reader numbering the lines
+    counts the newlines. A block is a view of the bytes read where it can be (no copy); only a line that runs past
+    a read is joined. A read that fails raises its OSError or EOFError: the blocks yielded so far stand.
+    """
+    unfinished: list[bytes] = []
+    for block in _blocks(source):
+        cut = block.rfind(b"\n") + 1
+        if not cut:
+            unfinished.append(block)
+            continue
+        start = 0
+        if unfinished:
+            start = block.find(b"\n") + 1
+            yield b"".join([*unfinished, block[:start]])
+        if start < cut:
+            yield memoryview(block)[start:cut]
+        unfinished = [block[cut:]] if cut < len(block) else []
+    if unfinished:
+        yield b"".join(unfinished)
+
+
+def _blocks(source: InputFile) -> Iterator[bytes]:
+    """The bytes of `source` in blocks (the first without a UTF-8 BOM)."""
+    budget = None if source.stop is None else source.stop - source.start
+    with source.open() as fh:
+        block_size = GZIP_BLOCK if isinstance(fh, gzip.GzipFile) else PLAIN_BLOCK
+        first = source.first_line == 1
+        while True:
+            size = block_size if budget is None else min(block_size, budget)
+            block = fh.read(size) if size > 0 else b""
+            if budget is not None:
+                budget -= len(block)
+            if not block:
+                return
+            if first:
+                block = block.removeprefix(UTF8_BOM)
+                first = False
+            yield block
+
+
+def _read_error(
+    source: InputFile, lineno: int, exc: OSError | EOFError, on_read_error: Callable[[ReadError], None] | None
+) -> None:
+    error = ReadError(source.name, lineno + 1, f"cannot read further: {exc}")
+    if on_read_error is None:
+        raise error from exc
+    on_read_error(error)
 
 
 PLAIN_BLOCK = 1 << 20

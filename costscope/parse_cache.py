@@ -63,7 +63,13 @@ def code_fingerprint() -> str:
     root = Path(__file__).parent
     digest = hashlib.sha256()
     for path in sorted(
-        [root / "io.py", root / "schema.py", root / "tokens.py", *root.joinpath("parsers").glob("*.py")]
+        [
+            root / "io.py",
+            root / "schema.py",
+            root / "tokens.py",
+            *root.joinpath("parsers").glob("*.py"),
+            *root.joinpath("parsers").glob("*.c"),  # the compiled scanner's source
+        ]
     ):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     # recounted usage depends on which encodings tiktoken's cache holds

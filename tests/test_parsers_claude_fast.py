@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import sysconfig
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from costscope import ingest
 from costscope.io import InputFile
-from costscope.parsers import claude_code
+from costscope.parsers import claude_code, claude_fast
 from costscope.parsers.base import ParseContext, Skips
 from costscope.parsers.claude_fast import parse_fast
 
@@ -27,16 +30,38 @@ DATA = Path(__file__).parent / "data" / "claude_code"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "claude_code"
 
 
+NATIVE = claude_fast._scan is not None
+"""Whether the compiled scanner is built (it is wherever the install had a C compiler)."""
+
+
+@contextmanager
+def _reader(native: bool) -> Iterator[None]:
+    """The fast path with the compiled scanner (native) or with its Python loop."""
+    built = claude_fast._scan
+    claude_fast._scan = built if native else None
+    try:
+        yield
+    finally:
+        claude_fast._scan = built
+
+
+def _parse(path: Path, *, fast: bool) -> ingest.FileResult:
+    claude_code.FAST_PATH = fast
+    claude_code._agent_types_of.cache_clear()
+    try:
+        return ingest.parse_file(InputFile(str(path), path), "claude-code", strict=False)
+    finally:
+        claude_code.FAST_PATH = True
+
+
 def _both(path: Path) -> tuple[ingest.FileResult, ingest.FileResult]:
-    results = []
-    for fast in (False, True):
-        claude_code.FAST_PATH = fast
-        claude_code._agent_types_of.cache_clear()
-        try:
-            results.append(ingest.parse_file(InputFile(str(path), path), "claude-code", strict=False))
-        finally:
-            claude_code.FAST_PATH = True
-    return results[0], results[1]
+    """(reference, fast) results; the fast path's with the Python loop, and the same with the scanner."""
+    reference = _parse(path, fast=False)
+    with _reader(native=False):
+        fast = _parse(path, fast=True)
+    if NATIVE:
+        _same(fast, _parse(path, fast=True))
+    return reference, fast
 
 
 def _same(reference: ingest.FileResult, fast: ingest.FileResult) -> None:
@@ -60,9 +85,10 @@ def _first_difference(reference: ingest.FileResult, fast: ingest.FileResult) -> 
     return "schema"
 
 
-def _accepted(path: Path) -> bool:
-    state = claude_code._FileState(InputFile(str(path), path), ParseContext(Skips()), claude_code.tenant_of(path))
-    return parse_fast(state) is not None
+def _accepted(path: Path, *, native: bool = NATIVE) -> bool:
+    with _reader(native):
+        state = claude_code._FileState(InputFile(str(path), path), ParseContext(Skips()), claude_code.tenant_of(path))
+        return parse_fast(state) is not None
 
 
 def _logs(root: Path) -> list[Path]:
@@ -98,7 +124,8 @@ def _session(seed: int) -> Iterator[dict[str, Any]]:
             for _ in range(rng.randrange(0, 3)):
                 tool_id = f"toolu_{rng.randrange(8)}"
                 tools.append(tool_id)
-                content.append({"type": "tool_use", "id": tool_id, "name": rng.choice(["Bash", "Read"]), "input": {}})
+                name = rng.choice(["Bash", "Read", "", None])
+                content.append({"type": "tool_use", "id": tool_id, "name": name, "input": {}})
             write_1h = rng.randrange(0, 50)
             usage: dict[str, Any] = {
                 "input_tokens": rng.randrange(0, 20),
@@ -281,8 +308,6 @@ def _linking_session(seed: int) -> Iterator[dict[str, Any]]:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10**9))
 def test_a_session_tells_its_subagents_types_the_same_either_way(seed: int, tmp_path: Path) -> None:
-    from costscope.parsers import claude_fast
-
     path = tmp_path / "p" / f"s{seed}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(record) + "\n" for record in _linking_session(seed)))
@@ -338,3 +363,142 @@ def test_the_fast_path_takes_clean_files_and_leaves_the_rest(tmp_path: Path) -> 
         damaged.write_bytes((clean.read_text() + damage + "\n").encode("utf-8", "surrogateescape"))
         assert not _accepted(damaged)
         _same(*_both(damaged))
+
+
+# ---- the compiled scanner against the Python loop it replaces
+
+
+def _read_both(data: bytes) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:
+    """What the Python loop and the scanner read of `data`: (counts, columns) each, or None for giving up."""
+    results = []
+    for native in (False, True):
+        cols = claude_fast._Columns()
+        source = InputFile("mem.jsonl", None, data)
+        read = claude_fast._read_native(source, cols, claude_fast._scan) if native else claude_fast._read(source, cols)
+        results.append(None if read is None else (read, repr(cols.scanned())))
+    return results[0], results[1]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+_ODD_TEXT = st.sampled_from(["", "é", "a\\u00e9", "😀", "tool_use", "tool_result", "assistant", "agent_progress"])
+_ODD_VALUES = st.sampled_from([-1, 0, 1.0, 1e3, 2**40, 2**40 + 1, 10**30, "5", True, None, [], {}, "x"])
+
+
+def _paths(value: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield at
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, (*at, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, (*at, index))
+
+
+def _at(value: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        value = value[step]
+    return value
+
+
+def _mutated(record: Any, data: st.DataObject) -> bytes:
+    """A record with one value replaced, one key repeated or one byte put in, written as JSON (sometimes with its
+    non-ASCII escaped, which makes surrogate pairs of emoji)."""
+    how = data.draw(st.sampled_from(["value", "odd value", "odd text", "repeat key", "byte", "none"]))
+    paths = [p for p in _paths(record) if p]
+    if how == "odd text":  # in place of a text: the values read are texts
+        paths = [p for p in paths if isinstance(_at(record, p), str)]
+    if how in ("value", "odd value", "odd text") and paths:
+        path = data.draw(st.sampled_from(paths))
+        holder = record
+        for step in path[:-1]:
+            holder = holder[step]
+        new = data.draw(_JSON if how == "value" else _ODD_VALUES if how == "odd value" else _ODD_TEXT)
+        holder[path[-1]] = new
+    raw = json.dumps(record, ensure_ascii=data.draw(st.booleans())).encode()
+    if how == "repeat key" and raw.startswith(b"{"):
+        key = data.draw(st.sampled_from(["type", "message", "requestId", "timestamp", "data", "other"]))
+        raw = b'{"' + key.encode() + b'": ' + json.dumps(data.draw(_JSON)).encode() + b", " + raw[1:]
+    elif how == "byte":
+        at = data.draw(st.integers(0, len(raw)))
+        raw = (
+            raw[:at]
+            + data.draw(st.sampled_from([b"\xff", b"\xc3", b"\x01", b"\\", b'"', b"}", b" ", b"\r"]))
+            + raw[at:]
+        )
+    return raw
+
+
+@pytest.mark.skipif(not NATIVE, reason="the compiled scanner is not built (no C compiler at install)")
+@settings(max_examples=400, deadline=None)
+@given(seed=st.integers(0, 10**9), data=st.data())
+def test_the_scanner_reads_what_the_python_loop_reads(seed: int, data: st.DataObject) -> None:
+    """Real-shaped lines with one value of another type, text or number, a repeated key or a stray byte: the
+    scanner gives up, or reads exactly what the Python loop reads (it may give up where the loop does not: escaped
+    text in a field read, a repeated key, an escaped surrogate, a number past 1e99)."""
+    records = [*_session(seed), *_linking_session(seed)]
+    lines = [json.dumps(r).encode() for r in records]
+    for _ in range(data.draw(st.integers(1, 3))):
+        k = data.draw(st.integers(0, len(lines) - 1))
+        lines[k] = _mutated(records[k], data)
+    loop, native = _read_both(b"\n".join(lines) + b"\n")
+    event("both read it" if native else "both gave up" if loop is None else "only the scanner gave up")
+    if native is not None:
+        assert native == loop
+    else:
+        assert loop is None or _stricter(b"\n".join(lines))
+
+
+def _stricter(data: bytes) -> bool:
+    """Whether `data` holds what the scanner alone gives up on."""
+    repeated = any(len(keys) != len(set(keys)) for line in data.splitlines() for keys in _object_keys(line))
+    return repeated or b"\\" in data or b"e+" in data or b"e-" in data or b"e1" in data or b"E" in data
+
+
+def _object_keys(line: bytes) -> Iterator[list[str]]:
+    found: list[list[str]] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        found.append([key for key, _ in items])
+        return dict(items)
+
+    try:
+        json.loads(line, object_pairs_hook=pairs)
+    except ValueError:
+        return iter([])
+    return iter(found)
+
+
+@pytest.mark.skipif(not NATIVE, reason="the compiled scanner is not built (no C compiler at install)")
+def test_the_scanner_gives_up_on_what_it_is_not_sure_of() -> None:
+    usage = (
+        '"usage": {"input_tokens": 1, "output_tokens": 2, "cache_read_input_tokens": 0, '
+        '"cache_creation_input_tokens": 0}'
+    )
+    good = '{"type": "assistant", "requestId": "r", "message": {"id": "m", "model": "claude-x", ' + usage + "}}"
+    loop, native = _read_both(good.encode() + b"\n")
+    assert native is not None and native == loop
+    for line in [
+        good.replace('"id": "m"', '"id": "\\u006d"'),  # an escape in a value read
+        good.replace('"requestId"', '"request\\u0049d"'),  # an escape in a key
+        good.replace('"model"', '"x": "\\ud83d\\ude00", "model"'),  # a surrogate pair, even unread
+        good.replace('"requestId": "r"', '"requestId": "r", "requestId": "s"'),  # a field given twice
+        good.replace('"model"', '"x": 1e100, "model"'),  # a number that could overflow a double
+        good.replace('"model"', '"x": ' + "[" * 201 + "]" * 201 + ', "model"'),  # deeper than the scanner goes
+    ]:
+        loop, native = _read_both(line.encode() + b"\n")
+        assert native is None, line
+    # the Python loop reads most of these; both give the reference path the ones it must judge
+    loop, native = _read_both(good.replace('"output_tokens": 2', '"output_tokens": 2.5').encode())
+    assert loop is None and native is None
+
+
+def test_the_scanner_is_built_where_a_c_compiler_is() -> None:
+    """The install builds the scanner when it can; a failed build would pass every other test, only slower."""
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C compiler ({compiler}): the Python path reads Claude Code logs")
+    assert NATIVE, "costscope.parsers._claude_scan is not built: reinstall (pip install -e .) and read its errors"

@@ -1,22 +1,31 @@
 """The fast path of the Claude Code parser: a clean log file read into columns, merged in one pass per file.
 
-`claude_code` holds the reference semantics, line by line, as row dicts. This module decodes the same lines into
-typed records (`claude_records`, msgspec: the fields not read are skipped, not built), reads them into plain
-column lists (no dict per row; the rows of a chunk of files become Arrow at once) and merges them in one
+`claude_code` holds the reference semantics, line by line, as row dicts. This module reads the same lines into
+plain column lists (no dict per row; the rows of a chunk of files become Arrow at once) and merges them in one
 pass: the row of one (`message.id`, `requestId`) is its last line with the most output, starting at the earliest
 line that was the most output so far; a `tool_use` block gives a tool row at its first line, ended by the first
 later `tool_result` that is not before it. The rows come in the reference order (the calls, then the tools, each in
 order of first appearance), so the table is the reference table, value for value.
 
+Two implementations of the reading and merging, one behaviour:
+- `_claude_scan` (C, built at install where a C compiler is): blocks of lines are scanned without building
+  anything for the bytes not read, straight into the lists, and merged into row columns (about a third of the time
+  of the Python path per file);
+- otherwise `_read` decodes each line into typed records (`claude_records`, msgspec: the fields not read are
+  skipped, not built) and `_table` merges them.
+The tests hold both to the reference path and to each other.
+
 It covers the shape Claude Code writes (record types newer than this parser are counted, as the reference does)
 and gives up (returns None) on anything else: a malformed line, a record without a type, a read error, a value of
 an unexpected type, a usage that the full check must judge, a timestamp not in JavaScript's `toISOString` form
 (`YYYY-MM-DDTHH:MM:SS.sssZ`), or a subagent call embedded in a progress line with no subagent file to read it
-from. The caller then parses the file with the reference path, which explains every skip.
+from. The caller then parses the file with the reference path, which explains every skip. The scanner gives up on
+a little more (an escaped text where a value is read, a repeated key, an escaped surrogate, a number past 1e99 or
+nesting past 200 levels): files Claude Code does not write.
 
-One known difference: a number too large for a double (`1e999`) in a field neither path reads is skipped by the
-decoder here, while the reference path's JSON parser rejects the line (JavaScript's `JSON.stringify`, which
-writes these logs, never writes one).
+One known difference of the Python path: a number too large for a double (`1e999`) in a field neither path reads
+is skipped by its decoder, while the reference path's JSON parser rejects the line (JavaScript's `JSON.stringify`,
+which writes these logs, never writes one). The scanner gives such a file to the reference path.
 """
 
 from __future__ import annotations
@@ -24,12 +33,13 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..io import InputFile, ReadError, iter_lines
+from ..io import InputFile, ReadError, iter_blocks, iter_lines
 from ..schema import Kind, UsageSource
 from .base import Columns
 from .claude_records import (
@@ -45,6 +55,12 @@ from .claude_records import (
 
 if TYPE_CHECKING:
     from .claude_code import _FileState
+
+try:
+    from ._claude_scan import merge as _merge
+    from ._claude_scan import scan as _scan
+except ImportError:  # not built (no C compiler at install): the Python loop reads the lines, `_table` merges them
+    _scan = _merge = None
 
 _ISO_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 """The timestamps Claude Code writes (JavaScript's `toISOString`): of one width, so they compare as times do.
@@ -66,6 +82,8 @@ class _Columns:
         self.request_id: list[str | None] = []
         self.model: list[str | None] = []
         self.session: list[str | None] = []
+        self.agent_id: list[str | None] = []
+        """The line's `agentId` (None when empty); named by `_agents` into `agent`."""
         self.agent: list[str] = []
         self.sidechain: list[bool] = []
         self.cost: list[float | None] = []
@@ -80,6 +98,37 @@ class _Columns:
         self.result_line: list[int] = []
         self.result_id: list[str] = []
         self.result_time: list[str | None] = []
+        self.links: list[tuple[str, str]] = []
+        """(agentId, id of the tool call that started the agent), in line order (see `claude_code.collect_links`)."""
+        self.tasks: list[tuple[str, str | None, str | None]] = []
+        """(tool call id, tool name, its input's `subagent_type` when a string) of each tool call with an input."""
+        self.progress_agents: list[str] = []
+        """The agentId of each progress line copying a subagent's call (a copy only if its subagent file exists)."""
+
+    def scanned(self) -> tuple[list[Any], ...]:
+        """The lists `_claude_scan.scan` appends to, in its order."""
+        return (
+            self.line,
+            self.message_id,
+            self.request_id,
+            self.model,
+            self.session,
+            self.agent_id,
+            self.sidechain,
+            self.cost,
+            self.timestamp,
+            self.tier,
+            self.tokens,
+            self.tool_at,
+            self.tool_id,
+            self.tool_name,
+            self.result_line,
+            self.result_id,
+            self.result_time,
+            self.links,
+            self.tasks,
+            self.progress_agents,
+        )
 
 
 def _tokens(usage: Usage) -> tuple[int, int, int, int | None, int]:
@@ -97,111 +146,158 @@ def _tokens(usage: Usage) -> tuple[int, int, int, int | None, int]:
 
 def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | None:
     """(rows, records read, notes) of a clean file, or None when the reference path must read it."""
-    from .claude_code import NOTE_PROGRESS_COPY, NOTE_UNKNOWN_TYPE, SYNTHETIC_MODEL, linked_types, started_type
+    from .claude_code import NOTE_PROGRESS_COPY, NOTE_UNKNOWN_TYPE, linked_types, started_type
 
-    source: InputFile = state.source
     cols = _Columns()
+    read = _read_native(state.source, cols, _scan) if _scan is not None else _read(state.source, cols)
+    if read is None:
+        return None
+    records, synthetic, unknown = read
     notes: Counter[str] = Counter()
-    records = 0
-    failed: list[ReadError] = []
-    task_types: dict[str, str] = {}  # what the session says of its subagents (see `claude_code.collect_links`)
-    agent_tool: dict[str, str] = {}
-    identity = file_identity(source.path)
-    line_numbers, tool_at, tool_id_of, tool_name_of = cols.line, cols.tool_at, cols.tool_id, cols.tool_name
+    if synthetic:
+        notes["claude-code: <synthetic> placeholder messages (not calls)"] += synthetic
+    for agent_id in cols.progress_agents:
+        if not state.subagent_file_exists(agent_id):
+            return None  # an embedded call that becomes a row: left to the reference path
+    if cols.progress_agents:
+        notes[NOTE_PROGRESS_COPY] += len(cols.progress_agents)
+    if unknown:
+        notes[NOTE_UNKNOWN_TYPE] += unknown  # record types newer than this parser: no row, as in the reference
+    name = state.agent_name
+    cols.agent = [
+        name(agent_id, session) if agent_id else "sidechain" if sidechain else "main"
+        for agent_id, session, sidechain in zip(cols.agent_id, cols.session, cols.sidechain, strict=True)
+    ]
     try:
-        for lineno, raw in iter_lines(source, failed.append):
-            records += 1
-            try:
-                if not raw.isascii():
-                    raw.decode()  # msgspec does not check the UTF-8 of the strings it skips; the reference does
-                record = decode_line(raw)
-            except (UnicodeDecodeError, msgspec.DecodeError, RecursionError):  # msgspec raises RecursionError
-                return None  # past ~1,000 levels of nesting
-            kind = record.type
-            message = record.message
-            if kind == "assistant":
-                if type(message) is not Message:
-                    return None
-                content = message.content
-                if type(content) is list:
-                    for block in content:  # the subagent types its Task/Agent calls start (`collect_links`)
-                        if type(block.input) is TaskInput and block.id is not None:
-                            subagent = started_type(block.name, block.input.subagent_type)
-                            if subagent is not None:
-                                task_types[block.id] = subagent
-                model = message.model
-                if model == SYNTHETIC_MODEL:
-                    notes["claude-code: <synthetic> placeholder messages (not calls)"] += 1
-                    continue
-                usage = message.usage
-                if usage is None:
-                    cols.tokens.append(None)
-                    cols.tier.append(None)
-                else:
-                    cols.tokens.append(_tokens(usage))
-                    cols.tier.append(usage.service_tier)
-                line_numbers.append(lineno)
-                cols.message_id.append(message.id or None)
-                cols.request_id.append(record.requestId or None)
-                cols.model.append(model or None)
-                session = record.sessionId or None
-                cols.session.append(session)
-                sidechain = record.isSidechain is True
-                cols.sidechain.append(sidechain)
-                agent_id = record.agentId
-                if agent_id:
-                    cols.agent.append(state.agent_name(agent_id, session))
-                else:
-                    cols.agent.append("sidechain" if sidechain else "main")
-                cols.cost.append(record.costUSD)
-                cols.timestamp.append(record.timestamp or None)
-                if type(content) is list:
-                    for block in content:
-                        if block.type == "tool_use" and block.id:
-                            tool_at.append(len(line_numbers) - 1)
-                            tool_id_of.append(block.id)
-                            tool_name_of.append(block.name or None)
-            elif kind == "user":
-                if type(message) is not Message or type(content := message.content) is not list:
-                    continue
-                ids = [
-                    block.tool_use_id
-                    for block in content
-                    if block.type == "tool_result" and type(block.tool_use_id) is str and block.tool_use_id
-                ]
-                if not ids:
-                    continue
-                stamp = record.timestamp or None
-                for tool_id in ids:
-                    cols.result_line.append(len(line_numbers))
-                    cols.result_id.append(tool_id)
-                    cols.result_time.append(stamp)
-                result = record.toolUseResult
-                if type(result) is ToolUseResult and type(result.agentId) is str:
-                    agent_tool.setdefault(result.agentId, ids[0])
-            elif kind == "progress":
-                data = record.data
-                if type(data) is not Progress:
-                    continue
-                if type(data.agentId) is str and type(record.parentToolUseID) is str:
-                    agent_tool.setdefault(data.agentId, record.parentToolUseID)
-                copy = _progress(state, data)
-                if copy is False:
-                    return None
-                if copy:
-                    notes[NOTE_PROGRESS_COPY] += 1
-            elif kind is None:
-                return None  # the reference path explains it as a skip
-            elif kind not in _KNOWN:
-                notes[NOTE_UNKNOWN_TYPE] += 1  # a record type newer than this parser: no row, as in the reference
-        if failed:
-            return None
-        table = _table(state, cols, notes)
-        if identity is not None:
-            remember_links(identity, linked_types(task_types, agent_tool))
-        return table, records, notes
+        table = _merged(state, cols, notes) if _scan is not None else _table(state, cols, notes)
     except _GiveUp:
         return None
+    identity = file_identity(state.source.path)
+    if identity is not None:
+        task_types: dict[str, str] = {}  # what the session says of its subagents (see `claude_code.collect_links`)
+        for tool_id, tool_name, subagent_type in cols.tasks:
+            subagent = started_type(tool_name, subagent_type)
+            if subagent is not None:
+                task_types[tool_id] = subagent
+        agent_tool: dict[str, str] = {}
+        for agent_id, tool_id in cols.links:
+            agent_tool.setdefault(agent_id, tool_id)
+        remember_links(identity, linked_types(task_types, agent_tool))
+    return table, records, notes
+
+
+Scan = Callable[[bytes | memoryview, int, tuple[list[Any], ...]], tuple[int, int, int, int] | None]
+
+
+def _read_native(source: InputFile, cols: _Columns, scan: Scan) -> tuple[int, int, int] | None:
+    """(records, `<synthetic>` messages, records of unknown types) read by the compiled scanner into `cols`."""
+    out = cols.scanned()
+    lineno = source.first_line - 1
+    records = synthetic = unknown = 0
+    try:
+        for block in iter_blocks(source):
+            counted = scan(block, lineno, out)
+            if counted is None:
+                return None
+            lineno = counted[0]
+            records += counted[1]
+            synthetic += counted[2]
+            unknown += counted[3]
+    except (OSError, EOFError):
+        return None  # the reference path reports where the file stopped being readable
+    return records, synthetic, unknown
+
+
+def _read(source: InputFile, cols: _Columns) -> tuple[int, int, int] | None:
+    """What `_read_native` reads, line by line in Python: the path where the scanner is not built."""
+    from .claude_code import SYNTHETIC_MODEL
+
+    records = synthetic = unknown = 0
+    failed: list[ReadError] = []
+    line_numbers, tool_at, tool_id_of, tool_name_of = cols.line, cols.tool_at, cols.tool_id, cols.tool_name
+    for lineno, raw in iter_lines(source, failed.append):
+        records += 1
+        try:
+            if not raw.isascii():
+                raw.decode()  # msgspec does not check the UTF-8 of the strings it skips; the reference does
+            record = decode_line(raw)
+        except (UnicodeDecodeError, msgspec.DecodeError, RecursionError):  # msgspec raises RecursionError
+            return None  # past ~1,000 levels of nesting
+        kind = record.type
+        message = record.message
+        if kind == "assistant":
+            if type(message) is not Message:
+                return None
+            content = message.content
+            if type(content) is list:
+                for block in content:  # the subagent types its Task/Agent calls start
+                    if type(block.input) is TaskInput and block.id is not None:
+                        subtype = block.input.subagent_type
+                        cols.tasks.append((block.id, block.name, subtype if type(subtype) is str else None))
+            model = message.model
+            if model == SYNTHETIC_MODEL:
+                synthetic += 1
+                continue
+            usage = message.usage
+            if usage is None:
+                cols.tokens.append(None)
+                cols.tier.append(None)
+            else:
+                try:
+                    cols.tokens.append(_tokens(usage))
+                except _GiveUp:
+                    return None
+                tier = usage.service_tier
+                cols.tier.append(tier if type(tier) is str else None)
+            line_numbers.append(lineno)
+            cols.message_id.append(message.id or None)
+            cols.request_id.append(record.requestId or None)
+            cols.model.append(model or None)
+            cols.session.append(record.sessionId or None)
+            cols.agent_id.append(record.agentId or None)
+            cols.sidechain.append(record.isSidechain is True)
+            cols.cost.append(record.costUSD)
+            cols.timestamp.append(record.timestamp or None)
+            if type(content) is list:
+                for block in content:
+                    if block.type == "tool_use" and block.id:
+                        tool_at.append(len(line_numbers) - 1)
+                        tool_id_of.append(block.id)
+                        tool_name_of.append(block.name or None)
+        elif kind == "user":
+            if type(message) is not Message or type(content := message.content) is not list:
+                continue
+            ids = [
+                block.tool_use_id
+                for block in content
+                if block.type == "tool_result" and type(block.tool_use_id) is str and block.tool_use_id
+            ]
+            if not ids:
+                continue
+            stamp = record.timestamp or None
+            for tool_id in ids:
+                cols.result_line.append(len(line_numbers))
+                cols.result_id.append(tool_id)
+                cols.result_time.append(stamp)
+            result = record.toolUseResult
+            if type(result) is ToolUseResult and type(result.agentId) is str:
+                cols.links.append((result.agentId, ids[0]))
+        elif kind == "progress":
+            data = record.data
+            if type(data) is not Progress:
+                continue
+            if type(data.agentId) is str and type(record.parentToolUseID) is str:
+                cols.links.append((data.agentId, record.parentToolUseID))
+            copy = _progress(data)
+            if copy is False:
+                return None
+            if copy:
+                cols.progress_agents.append(data.agentId)
+        elif kind is None:
+            return None  # the reference path explains it as a skip
+        elif kind not in _KNOWN:
+            unknown += 1
+    return None if failed else (records, synthetic, unknown)
 
 
 _KNOWN = frozenset({"system", "summary", "file-history-snapshot", "queue-operation", "assistant", "user", "progress"})
@@ -233,10 +329,11 @@ def remembered_links(identity: tuple[str, int, int]) -> dict[str, str] | None:
     return _REMEMBERED.get(identity)
 
 
-def _progress(state: _FileState, data: Progress) -> bool | None:
+def _progress(data: Progress) -> bool | None:
     """What the reference path makes of a progress line: None for none of its business (not a subagent's call
-    with usage: hooks, a subagent's prompts and tool results), True for a copy of a call read from the subagent
-    file on disk, False for an embedded call that becomes a row (left to the reference path)."""
+    with usage: hooks, a subagent's prompts and tool results), True for a subagent's call (a copy when the
+    subagent's file exists, which the caller checks), False for one without an agentId (left to the reference
+    path)."""
     if data.type != "agent_progress":
         return None
     inner = data.message
@@ -246,7 +343,7 @@ def _progress(state: _FileState, data: Progress) -> bool | None:
     if type(message) is not ProgressCall or type(message.usage) is not dict:
         return None
     agent_id = data.agentId
-    return type(agent_id) is str and bool(agent_id) and state.subagent_file_exists(agent_id)
+    return type(agent_id) is str and bool(agent_id)
 
 
 def _table(state: _FileState, cols: _Columns, notes: Counter[str]) -> Columns | None:
@@ -295,6 +392,60 @@ def _table(state: _FileState, cols: _Columns, notes: Counter[str]) -> Columns | 
     return _columns(state, cols, held_calls, tools, tool_end)
 
 
+def _merged(state: _FileState, cols: _Columns, notes: Counter[str]) -> Columns | None:
+    """`_table` done by the compiled module, for the lists its scanner read."""
+    merged = _merge(cols.scanned(), cols.agent, _TAGS_SIDECHAIN, _LLM, _TOOL, "anthropic", _REPORTED)
+    if merged is None:
+        raise _GiveUp
+    count, columns = merged
+    if count:
+        notes["claude-code: repeated lines of one response merged"] += count
+    if columns is None:
+        return None
+    return _constants(state, dict(zip(_MERGED, columns, strict=True)))
+
+
+_MERGED = (
+    "line",
+    "record_id",
+    "trace_id",
+    "span_id",
+    "parent_id",
+    "kind",
+    "agent",
+    "tool",
+    "tags",
+    "start",
+    "end",
+    "provider",
+    "model",
+    "service_tier",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "usage_source",
+    "reported_cost_usd",
+)
+"""The columns `_claude_scan.merge` gives, in its order."""
+
+
+def _constants(state: _FileState, values: dict[str, list[Any]]) -> Columns:
+    """The rows with the columns of one value per file (source, format, tenant), in the order of `_columns`."""
+    rows = len(values["line"])
+    return Columns(
+        {
+            "source": [state.source.name] * rows,
+            "format": ["claude-code"] * rows,
+            "tenant": [state.tenant] * rows,
+            **values,
+        },
+        rows,
+        iso_times=("start", "end"),
+    )
+
+
 def _check_times(values: list[str | None]) -> None:
     match = _ISO_UTC.fullmatch
     if not all(v is None or match(v) for v in values):
@@ -321,11 +472,8 @@ def _columns(
     def token(position: int) -> list[Any]:
         return [u[position] if u is not None else None for u in tokens]
 
-    rows = len(held_calls) + len(tools)
     values: dict[str, list[Any]] = {
-        "source": [state.source.name] * rows,
         "line": both([cols.line[i] for i in chosen], [cols.line[i] for i in at]),
-        "format": ["claude-code"] * rows,
         "record_id": both(
             [
                 None
@@ -342,7 +490,6 @@ def _columns(
         "parent_id": both([None] * len(chosen), [cols.message_id[i] for i in at]),
         "kind": both([_LLM] * len(chosen), [_TOOL] * len(tools)),
         "agent": both([cols.agent[i] for i in chosen], [cols.agent[i] for i in at]),
-        "tenant": [state.tenant] * rows,
         "tool": both([None] * len(chosen), [cols.tool_name[t] for t in tools]),
         "tags": both(
             [_TAGS_SIDECHAIN if cols.sidechain[i] else None for i in chosen],
@@ -361,7 +508,7 @@ def _columns(
         "usage_source": both([_REPORTED if u is not None else None for u in tokens], no_tools),
         "reported_cost_usd": both([cols.cost[i] for i in chosen], no_tools),
     }
-    return Columns(values, rows, iso_times=("start", "end"))
+    return _constants(state, values)
 
 
 _LLM, _TOOL = Kind.LLM.value, Kind.TOOL.value

@@ -1,0 +1,1201 @@
+/* The compiled scanner of the Claude Code fast path (`claude_fast`).
+ *
+ * `scan(block, lineno, out)` reads the complete lines of `block` (bytes ending at a line end, or at the file's
+ * end) and does what the pure-Python loop of `claude_fast` does per line: it decodes the fields that
+ * `claude_records.Line` declares, with the same types, and appends what the merge needs to the lists of `out`.
+ * It validates all of each line as the Python path does (JSON syntax, UTF-8, the declared types), skips the
+ * rest without building anything, and gives up (returns None) on anything it is not sure of: a malformed line,
+ * a value of another type, an escaped string where a value is read, an escaped surrogate anywhere, a field
+ * repeated in one object, nesting deeper than MAX_DEPTH. On None the caller reads the file with the reference
+ * path, which explains every skip; so this scanner may be stricter than the Python fast path, never looser.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_DEPTH 200
+#define MAX_COUNT (((int64_t)1) << 40) /* `claude_records.Count` */
+#define MAX_DIGITS 200                  /* longer integer parts (and exponents past 99) give up: no overflow */
+
+enum { OK = 0, GIVE_UP = 1, FAILED = 2 }; /* FAILED: a Python exception is set */
+
+typedef const unsigned char *Ptr;
+
+typedef struct {
+    Ptr p;
+    Py_ssize_t n;
+    int is_str; /* 0: absent, null or not a string */
+} Str;
+
+typedef struct {
+    Str type, id, name, subagent_type, tool_use_id;
+    int input_is_object;
+} Block;
+
+typedef struct {
+    Str type, request_id, session_id, agent_id, timestamp, parent_tool_use_id;
+    int sidechain; /* -1: absent or null */
+    int has_cost;
+    double cost;
+    /* message */
+    int message_is_object;
+    Str message_id, model;
+    int has_usage;
+    int64_t counts[4]; /* input, output, cache read, cache write */
+    int has_split, has_5m, has_1h;
+    int64_t split_5m, split_1h;
+    Str tier;
+    int content_is_list;
+    Py_ssize_t blocks;
+    /* data (progress) */
+    int data_is_object;
+    Str data_type, data_agent_id;
+    int data_message_is_object;
+    Str data_message_type;
+    int call_is_object, call_usage_is_object;
+    /* toolUseResult */
+    int result_is_object;
+    Str result_agent_id;
+} Line;
+
+typedef struct {
+    Ptr s, end;
+    int depth;
+    Block *blocks;
+    Py_ssize_t block_capacity;
+} Parser;
+
+/* ---- JSON syntax ---- */
+
+static inline void skip_ws(Parser *P) {
+    while (P->s < P->end && (*P->s == ' ' || *P->s == '\t' || *P->s == '\n' || *P->s == '\r')) P->s++;
+}
+
+static inline uint64_t load8(Ptr p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+#define HAS_ZERO(v) (((v) - ONES) & ~(v) & HIGHS)
+
+static int hex4(Ptr p, unsigned *value) {
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = p[i], d;
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+        else return 0;
+        v = v << 4 | d;
+    }
+    *value = v;
+    return 1;
+}
+
+/* One UTF-8 sequence starting at a byte >= 0x80, as Python's strict decoder takes it; returns its length or 0. */
+static int utf8_sequence(Ptr p, Ptr end) {
+    unsigned c = p[0];
+    Py_ssize_t left = end - p;
+    if (c >= 0xC2 && c <= 0xDF) return left >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (left < 3 || (p[2] & 0xC0) != 0x80) return 0;
+        unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+        return p[1] >= lo && p[1] <= hi ? 3 : 0;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (left < 4 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+        unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+        return p[1] >= lo && p[1] <= hi ? 4 : 0;
+    }
+    return 0;
+}
+
+/* A string at its opening quote; `out` gets its contents when it holds no escape (else is_str stays 0 and
+ * `*escaped` is set). */
+static int string(Parser *P, Str *out, int *escaped) {
+    Ptr s = P->s + 1, end = P->end, start = s;
+    int has_escape = 0;
+    for (;;) {
+        while (end - s >= 8) {
+            uint64_t v = load8(s);
+            if (HAS_ZERO(v ^ (ONES * '"')) | HAS_ZERO(v ^ (ONES * '\\')) | (((v - ONES * 0x20) | v) & HIGHS)) break;
+            s += 8;
+        }
+        if (s >= end) return GIVE_UP;
+        unsigned c = *s;
+        if (c == '"') break;
+        if (c == '\\') {
+            has_escape = 1;
+            if (end - s < 2) return GIVE_UP;
+            unsigned e = s[1];
+            if (e == 'u') {
+                unsigned code;
+                if (end - s < 6 || !hex4(s + 2, &code)) return GIVE_UP;
+                if (code >= 0xD800 && code <= 0xDFFF) return GIVE_UP; /* surrogates: left to the reference */
+                s += 6;
+            } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+                s += 2;
+            } else {
+                return GIVE_UP;
+            }
+        } else if (c < 0x20) {
+            return GIVE_UP;
+        } else if (c >= 0x80) {
+            int n = utf8_sequence(s, end);
+            if (!n) return GIVE_UP;
+            s += n;
+        } else {
+            s++;
+        }
+    }
+    if (out != NULL) {
+        out->p = start;
+        out->n = s - start;
+        out->is_str = !has_escape;
+    }
+    if (escaped != NULL) *escaped = has_escape;
+    P->s = s + 1;
+    return OK;
+}
+
+/* A number; `*is_integer` tells whether it had neither fraction nor exponent. */
+static int number(Parser *P, int *is_integer) {
+    Ptr s = P->s, end = P->end;
+    int integer = 1;
+    if (s < end && *s == '-') s++;
+    if (s >= end) return GIVE_UP;
+    if (*s == '0') {
+        s++;
+    } else if (*s >= '1' && *s <= '9') {
+        Ptr digits = s;
+        while (s < end && *s >= '0' && *s <= '9') s++;
+        if (s - digits > MAX_DIGITS) return GIVE_UP;
+    } else {
+        return GIVE_UP;
+    }
+    if (s < end && *s == '.') {
+        integer = 0;
+        s++;
+        if (s >= end || *s < '0' || *s > '9') return GIVE_UP;
+        while (s < end && *s >= '0' && *s <= '9') s++;
+    }
+    if (s < end && (*s == 'e' || *s == 'E')) {
+        integer = 0;
+        s++;
+        if (s < end && (*s == '+' || *s == '-')) s++;
+        if (s >= end || *s < '0' || *s > '9') return GIVE_UP;
+        Ptr digits = s;
+        while (s < end && *s >= '0' && *s <= '9') s++;
+        if (s - digits > 2) return GIVE_UP; /* 1e999 is out of a double's range: msgspec fails where it reads one */
+    }
+    if (is_integer != NULL) *is_integer = integer;
+    P->s = s;
+    return OK;
+}
+
+static int literal(Parser *P, const char *word, Py_ssize_t n) {
+    if (P->end - P->s < n || memcmp(P->s, word, (size_t)n) != 0) return GIVE_UP;
+    P->s += n;
+    return OK;
+}
+
+static int value(Parser *P);
+
+static int skip_object(Parser *P) {
+    if (++P->depth > MAX_DEPTH) return GIVE_UP;
+    P->s++;
+    skip_ws(P);
+    if (P->s < P->end && *P->s == '}') {
+        P->s++;
+        P->depth--;
+        return OK;
+    }
+    for (;;) {
+        if (P->s >= P->end || *P->s != '"') return GIVE_UP;
+        if (string(P, NULL, NULL)) return GIVE_UP;
+        skip_ws(P);
+        if (P->s >= P->end || *P->s != ':') return GIVE_UP;
+        P->s++;
+        skip_ws(P);
+        int r = value(P);
+        if (r) return r;
+        skip_ws(P);
+        if (P->s >= P->end) return GIVE_UP;
+        if (*P->s == ',') {
+            P->s++;
+            skip_ws(P);
+            continue;
+        }
+        if (*P->s != '}') return GIVE_UP;
+        P->s++;
+        P->depth--;
+        return OK;
+    }
+}
+
+static int skip_array(Parser *P) {
+    if (++P->depth > MAX_DEPTH) return GIVE_UP;
+    P->s++;
+    skip_ws(P);
+    if (P->s < P->end && *P->s == ']') {
+        P->s++;
+        P->depth--;
+        return OK;
+    }
+    for (;;) {
+        int r = value(P);
+        if (r) return r;
+        skip_ws(P);
+        if (P->s >= P->end) return GIVE_UP;
+        if (*P->s == ',') {
+            P->s++;
+            skip_ws(P);
+            continue;
+        }
+        if (*P->s != ']') return GIVE_UP;
+        P->s++;
+        P->depth--;
+        return OK;
+    }
+}
+
+/* Any value, checked and skipped. */
+static int value(Parser *P) {
+    if (P->s >= P->end) return GIVE_UP;
+    switch (*P->s) {
+        case '"': return string(P, NULL, NULL);
+        case '{': return skip_object(P);
+        case '[': return skip_array(P);
+        case 't': return literal(P, "true", 4);
+        case 'f': return literal(P, "false", 5);
+        case 'n': return literal(P, "null", 4);
+        default: return number(P, NULL);
+    }
+}
+
+static inline int is_null(Parser *P) {
+    if (P->end - P->s >= 4 && memcmp(P->s, "null", 4) == 0) {
+        P->s += 4;
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- typed fields (the types of `claude_records`) ---- */
+
+/* `str | None`: a string without escapes (else give up) or null. */
+static int text_or_null(Parser *P, Str *out) {
+    if (P->s < P->end && *P->s == '"') {
+        int escaped;
+        if (string(P, out, &escaped) || escaped) return GIVE_UP;
+        return OK;
+    }
+    return is_null(P) ? OK : GIVE_UP;
+}
+
+/* `Any` of which only a string value is read: any value; a string holding an escape gives up. */
+static int any_text(Parser *P, Str *out) {
+    if (P->s < P->end && *P->s == '"') {
+        int escaped;
+        if (string(P, out, &escaped) || escaped) return GIVE_UP;
+        return OK;
+    }
+    return value(P);
+}
+
+/* `Any` of which only whether it is an object is read. */
+static int any_object(Parser *P, int *is_object) {
+    *is_object = P->s < P->end && *P->s == '{';
+    return value(P);
+}
+
+/* `Count`: a JSON integer in 0..2**40 (no sign, no fraction, no exponent). */
+static int count(Parser *P, int64_t *out) {
+    Ptr s = P->s;
+    int integer;
+    if (s >= P->end || *s < '0' || *s > '9') return GIVE_UP;
+    if (number(P, &integer) || !integer) return GIVE_UP;
+    if (P->s - s > 13) return GIVE_UP;
+    int64_t v = 0;
+    for (; s < P->s; s++) v = v * 10 + (*s - '0');
+    if (v > MAX_COUNT) return GIVE_UP;
+    *out = v;
+    return OK;
+}
+
+static int count_or_null(Parser *P, int *present, int64_t *out) {
+    if (is_null(P)) {
+        *present = 0;
+        return OK;
+    }
+    *present = 1;
+    return count(P, out);
+}
+
+/* The fields of an object, one at a time: `field(P, key, n, target, seen)` reads the value of each key (skipping
+ * the keys it does not know) and gives up on a known key seen twice. */
+typedef int (*FieldReader)(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen);
+
+static int fields(Parser *P, FieldReader field, void *target) {
+    unsigned seen = 0;
+    if (++P->depth > MAX_DEPTH) return GIVE_UP;
+    P->s++;
+    skip_ws(P);
+    if (P->s < P->end && *P->s == '}') {
+        P->s++;
+        P->depth--;
+        return OK;
+    }
+    for (;;) {
+        Str key = {0};
+        int escaped;
+        if (P->s >= P->end || *P->s != '"') return GIVE_UP;
+        if (string(P, &key, &escaped) || escaped) return GIVE_UP;
+        skip_ws(P);
+        if (P->s >= P->end || *P->s != ':') return GIVE_UP;
+        P->s++;
+        skip_ws(P);
+        int r = field(P, key.p, key.n, target, &seen);
+        if (r) return r;
+        skip_ws(P);
+        if (P->s >= P->end) return GIVE_UP;
+        if (*P->s == ',') {
+            P->s++;
+            skip_ws(P);
+            continue;
+        }
+        if (*P->s != '}') return GIVE_UP;
+        P->s++;
+        P->depth--;
+        return OK;
+    }
+}
+
+#define KEY(word) (n == (Py_ssize_t)(sizeof(word) - 1) && memcmp(key, word, sizeof(word) - 1) == 0)
+#define ONCE(bit)                         \
+    do {                                  \
+        if (*seen & (1u << (bit))) return GIVE_UP; \
+        *seen |= 1u << (bit);             \
+    } while (0)
+
+static inline int at_object(Parser *P) { return P->s < P->end && *P->s == '{'; }
+
+static int split_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen) {
+    Line *L = target;
+    if (KEY("ephemeral_5m_input_tokens")) {
+        ONCE(0);
+        return count_or_null(P, &L->has_5m, &L->split_5m);
+    }
+    if (KEY("ephemeral_1h_input_tokens")) {
+        ONCE(1);
+        return count_or_null(P, &L->has_1h, &L->split_1h);
+    }
+    return value(P);
+}
+
+static int usage_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen) {
+    Line *L = target;
+    static const char *names[4] = {"input_tokens", "output_tokens", "cache_read_input_tokens",
+                                   "cache_creation_input_tokens"};
+    for (int i = 0; i < 4; i++) {
+        if (n == (Py_ssize_t)strlen(names[i]) && memcmp(key, names[i], (size_t)n) == 0) {
+            ONCE(i);
+            return count(P, &L->counts[i]);
+        }
+    }
+    if (KEY("cache_creation")) {
+        ONCE(4);
+        if (is_null(P)) return OK;
+        if (!at_object(P)) return GIVE_UP;
+        L->has_split = 1;
+        return fields(P, split_field, L);
+    }
+    if (KEY("service_tier")) {
+        ONCE(5);
+        return any_text(P, &L->tier);
+    }
+    return value(P);
+}
+
+static int task_input_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen) {
+    Block *B = target;
+    if (KEY("subagent_type")) {
+        ONCE(0);
+        return any_text(P, &B->subagent_type);
+    }
+    return value(P);
+}
+
+static int block_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen) {
+    Block *B = target;
+    if (KEY("type")) {
+        ONCE(0);
+        return any_text(P, &B->type);
+    }
+    if (KEY("id")) {
+        ONCE(1);
+        return text_or_null(P, &B->id);
+    }
+    if (KEY("name")) {
+        ONCE(2);
+        return text_or_null(P, &B->name);
+    }
+    if (KEY("input")) {
+        ONCE(3);
+        if (at_object(P)) {
+            B->input_is_object = 1;
+            return fields(P, task_input_field, B);
+        }
+        return value(P);
+    }
+    if (KEY("tool_use_id")) {
+        ONCE(4);
+        return any_text(P, &B->tool_use_id);
+    }
+    return value(P);
+}
+
+/* `list[Block]`: each item an object. */
+static int blocks(Parser *P, Line *L) {
+    if (++P->depth > MAX_DEPTH) return GIVE_UP;
+    P->s++;
+    skip_ws(P);
+    L->content_is_list = 1;
+    if (P->s < P->end && *P->s == ']') {
+        P->s++;
+        P->depth--;
+        return OK;
+    }
+    for (;;) {
+        if (!at_object(P)) return GIVE_UP;
+        if (L->blocks == P->block_capacity) {
+            Py_ssize_t capacity = P->block_capacity ? 2 * P->block_capacity : 16;
+            Block *grown = PyMem_Realloc(P->blocks, (size_t)capacity * sizeof(Block));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                return FAILED;
+            }
+            P->blocks = grown;
+            P->block_capacity = capacity;
+        }
+        Block *B = &P->blocks[L->blocks++];
+        memset(B, 0, sizeof(Block));
+        int r = fields(P, block_field, B);
+        if (r) return r;
+        skip_ws(P);
+        if (P->s >= P->end) return GIVE_UP;
+        if (*P->s == ',') {
+            P->s++;
+            skip_ws(P);
+            continue;
+        }
+        if (*P->s != ']') return GIVE_UP;
+        P->s++;
+        P->depth--;
+        return OK;
+    }
+}
+
+static int message_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen) {
+    Line *L = target;
+    if (KEY("id")) {
+        ONCE(0);
+        return text_or_null(P, &L->message_id);
+    }
+    if (KEY("model")) {
+        ONCE(1);
+        return text_or_null(P, &L->model);
+    }
+    if (KEY("usage")) {
+        ONCE(2);
+        if (is_null(P)) return OK;
+        if (!at_object(P)) return GIVE_UP;
+        L->counts[0] = L->counts[1] = L->counts[2] = L->counts[3] = -1;
+        int r = fields(P, usage_field, L);
+        if (r) return r;
+        for (int i = 0; i < 4; i++)
+            if (L->counts[i] < 0) return GIVE_UP; /* a required count is missing */
+        L->has_usage = 1;
+        return OK;
+    }
+    if (KEY("content")) {
+        ONCE(3);
+        if (P->s < P->end && *P->s == '"') return string(P, NULL, NULL);
+        if (P->s < P->end && *P->s == '[') return blocks(P, L);
+        return is_null(P) ? OK : GIVE_UP;
+    }
+    return value(P);
+}
+
+static int call_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen) {
+    Line *L = target;
+    if (KEY("usage")) {
+        ONCE(0);
+        return any_object(P, &L->call_usage_is_object);
+    }
+    return value(P);
+}
+
+static int progress_message_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen) {
+    Line *L = target;
+    if (KEY("type")) {
+        ONCE(0);
+        return any_text(P, &L->data_message_type);
+    }
+    if (KEY("message")) {
+        ONCE(1);
+        if (at_object(P)) {
+            L->call_is_object = 1;
+            return fields(P, call_field, L);
+        }
+        return value(P);
+    }
+    return value(P);
+}
+
+static int progress_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen) {
+    Line *L = target;
+    if (KEY("type")) {
+        ONCE(0);
+        return any_text(P, &L->data_type);
+    }
+    if (KEY("agentId")) {
+        ONCE(1);
+        return any_text(P, &L->data_agent_id);
+    }
+    if (KEY("message")) {
+        ONCE(2);
+        if (at_object(P)) {
+            L->data_message_is_object = 1;
+            return fields(P, progress_message_field, L);
+        }
+        return value(P);
+    }
+    return value(P);
+}
+
+static int tool_use_result_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen) {
+    Line *L = target;
+    if (KEY("agentId")) {
+        ONCE(0);
+        return any_text(P, &L->result_agent_id);
+    }
+    return value(P);
+}
+
+static int cost(Parser *P, Line *L) {
+    if (is_null(P)) return OK;
+    Ptr s = P->s;
+    if (s >= P->end || *s < '0' || *s > '9') return GIVE_UP; /* negative: below `ge=0` (or -0: left alone) */
+    if (number(P, NULL)) return GIVE_UP;
+    Py_ssize_t n = P->s - s;
+    char text[64];
+    if (n >= (Py_ssize_t)sizeof(text)) return GIVE_UP;
+    memcpy(text, s, (size_t)n);
+    text[n] = '\0';
+    char *stop;
+    double v = PyOS_string_to_double(text, &stop, NULL);
+    if (v == -1.0 && PyErr_Occurred()) return FAILED;
+    if (stop != text + n || !isfinite(v)) return GIVE_UP;
+    L->has_cost = 1;
+    L->cost = v;
+    return OK;
+}
+
+static int line_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen) {
+    Line *L = target;
+    if (KEY("type")) {
+        ONCE(0);
+        return text_or_null(P, &L->type);
+    }
+    if (KEY("message")) {
+        ONCE(1);
+        if (at_object(P)) {
+            L->message_is_object = 1;
+            return fields(P, message_field, L);
+        }
+        return value(P);
+    }
+    if (KEY("requestId")) {
+        ONCE(2);
+        return text_or_null(P, &L->request_id);
+    }
+    if (KEY("sessionId")) {
+        ONCE(3);
+        return text_or_null(P, &L->session_id);
+    }
+    if (KEY("agentId")) {
+        ONCE(4);
+        return text_or_null(P, &L->agent_id);
+    }
+    if (KEY("isSidechain")) {
+        ONCE(5);
+        if (is_null(P)) return OK;
+        if (literal(P, "true", 4) == OK) {
+            L->sidechain = 1;
+            return OK;
+        }
+        if (literal(P, "false", 5) == OK) {
+            L->sidechain = 0;
+            return OK;
+        }
+        return GIVE_UP;
+    }
+    if (KEY("costUSD")) {
+        ONCE(6);
+        return cost(P, L);
+    }
+    if (KEY("timestamp")) {
+        ONCE(7);
+        return text_or_null(P, &L->timestamp);
+    }
+    if (KEY("parentToolUseID")) {
+        ONCE(8);
+        return any_text(P, &L->parent_tool_use_id);
+    }
+    if (KEY("data")) {
+        ONCE(9);
+        if (at_object(P)) {
+            L->data_is_object = 1;
+            return fields(P, progress_field, L);
+        }
+        return value(P);
+    }
+    if (KEY("toolUseResult")) {
+        ONCE(10);
+        if (at_object(P)) {
+            L->result_is_object = 1;
+            return fields(P, tool_use_result_field, L);
+        }
+        return value(P);
+    }
+    return value(P);
+}
+
+/* ---- what a line adds to the columns (the loop of `claude_fast.parse_fast`) ---- */
+
+enum {
+    O_LINE, O_MESSAGE_ID, O_REQUEST_ID, O_MODEL, O_SESSION, O_AGENT_ID, O_SIDECHAIN, O_COST, O_TIMESTAMP, O_TIER,
+    O_TOKENS, O_TOOL_AT, O_TOOL_ID, O_TOOL_NAME, O_RESULT_LINE, O_RESULT_ID, O_RESULT_TIME, O_LINKS, O_TASKS,
+    O_PROGRESS_AGENTS, N_OUT
+};
+
+typedef struct {
+    PyObject *lists[N_OUT];
+    Py_ssize_t synthetic, unknown;
+    Str last_session, last_model, last_agent; /* the strings made last, reused while a file repeats them */
+    PyObject *session, *model, *agent;
+} Out;
+
+static inline int equals(const Str *s, const char *word) {
+    Py_ssize_t n = (Py_ssize_t)strlen(word);
+    return s->is_str && s->n == n && memcmp(s->p, word, (size_t)n) == 0;
+}
+
+/* A new reference: the string, or None where `truthy` asks for a non-empty one (`x or None`). */
+static PyObject *text(const Str *s, int truthy) {
+    if (!s->is_str || (truthy && s->n == 0)) Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8((const char *)s->p, s->n, "strict");
+}
+
+/* `text(s, 1)` through a one-entry cache. */
+static PyObject *cached_text(const Str *s, Str *last, PyObject **made) {
+    if (!s->is_str || s->n == 0) Py_RETURN_NONE;
+    if (*made != NULL && last->n == s->n && memcmp(last->p, s->p, (size_t)s->n) == 0) {
+        Py_INCREF(*made);
+        return *made;
+    }
+    PyObject *fresh = text(s, 1);
+    if (fresh == NULL) return NULL;
+    Py_XSETREF(*made, Py_NewRef(fresh));
+    *last = *s;
+    return fresh;
+}
+
+/* Append a new reference (stolen) to list `i`; NULL fails. */
+static int add(Out *O, int i, PyObject *item) {
+    if (item == NULL) return FAILED;
+    int r = PyList_Append(O->lists[i], item);
+    Py_DECREF(item);
+    return r ? FAILED : OK;
+}
+
+static PyObject *tokens(const Line *L) {
+    if (!L->has_usage) Py_RETURN_NONE;
+    PyObject *hour = NULL;
+    if (L->has_split) {
+        if (!L->has_5m && !L->has_1h) return Py_NewRef(Py_Ellipsis); /* both null: the full check judges */
+        if ((L->has_5m ? L->split_5m : 0) + (L->has_1h ? L->split_1h : 0) != L->counts[3])
+            return Py_NewRef(Py_Ellipsis);
+        if (L->has_1h) hour = PyLong_FromLongLong(L->split_1h);
+    }
+    if (hour == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        hour = Py_NewRef(Py_None);
+    }
+    return Py_BuildValue("(LLLNL)", (long long)L->counts[0], (long long)L->counts[2], (long long)L->counts[3], hour,
+                         (long long)L->counts[1]);
+}
+
+static int assistant(Out *O, const Line *L, const Block *B, Py_ssize_t lineno) {
+    int r;
+    if (!L->message_is_object) return GIVE_UP;
+    for (Py_ssize_t i = 0; i < L->blocks; i++) { /* the subagent types its Task/Agent calls start */
+        if (B[i].input_is_object && B[i].id.is_str) {
+            r = add(O, O_TASKS, Py_BuildValue("(NNN)", text(&B[i].id, 0), text(&B[i].name, 0),
+                                              text(&B[i].subagent_type, 0)));
+            if (r) return r;
+        }
+    }
+    if (equals(&L->model, "<synthetic>")) {
+        O->synthetic++;
+        return OK;
+    }
+    PyObject *counted = tokens(L);
+    if (counted == NULL) return FAILED;
+    if (counted == Py_Ellipsis) {
+        Py_DECREF(counted);
+        return GIVE_UP;
+    }
+    if ((r = add(O, O_TOKENS, counted))) return r;
+    if ((r = add(O, O_TIER, text(&L->tier, 0)))) return r;
+    Py_ssize_t at = PyList_GET_SIZE(O->lists[O_LINE]);
+    if ((r = add(O, O_LINE, PyLong_FromSsize_t(lineno)))) return r;
+    if ((r = add(O, O_MESSAGE_ID, text(&L->message_id, 1)))) return r;
+    if ((r = add(O, O_REQUEST_ID, text(&L->request_id, 1)))) return r;
+    if ((r = add(O, O_MODEL, cached_text(&L->model, &O->last_model, &O->model)))) return r;
+    if ((r = add(O, O_SESSION, cached_text(&L->session_id, &O->last_session, &O->session)))) return r;
+    if ((r = add(O, O_AGENT_ID, cached_text(&L->agent_id, &O->last_agent, &O->agent)))) return r;
+    if ((r = add(O, O_SIDECHAIN, PyBool_FromLong(L->sidechain == 1)))) return r;
+    if ((r = add(O, O_COST, L->has_cost ? PyFloat_FromDouble(L->cost) : Py_NewRef(Py_None)))) return r;
+    if ((r = add(O, O_TIMESTAMP, text(&L->timestamp, 1)))) return r;
+    for (Py_ssize_t i = 0; i < L->blocks; i++) {
+        if (equals(&B[i].type, "tool_use") && B[i].id.is_str && B[i].id.n > 0) {
+            if ((r = add(O, O_TOOL_AT, PyLong_FromSsize_t(at)))) return r;
+            if ((r = add(O, O_TOOL_ID, text(&B[i].id, 0)))) return r;
+            if ((r = add(O, O_TOOL_NAME, text(&B[i].name, 1)))) return r;
+        }
+    }
+    return OK;
+}
+
+static int user(Out *O, const Line *L, const Block *B) {
+    int r;
+    if (!L->message_is_object || !L->content_is_list) return OK;
+    Py_ssize_t first = -1;
+    Py_ssize_t at = PyList_GET_SIZE(O->lists[O_LINE]);
+    for (Py_ssize_t i = 0; i < L->blocks; i++) {
+        if (!equals(&B[i].type, "tool_result") || !B[i].tool_use_id.is_str || B[i].tool_use_id.n == 0) continue;
+        if (first < 0) first = i;
+        if ((r = add(O, O_RESULT_LINE, PyLong_FromSsize_t(at)))) return r;
+        if ((r = add(O, O_RESULT_ID, text(&B[i].tool_use_id, 0)))) return r;
+        if ((r = add(O, O_RESULT_TIME, text(&L->timestamp, 1)))) return r;
+    }
+    if (first >= 0 && L->result_is_object && L->result_agent_id.is_str)
+        return add(O, O_LINKS, Py_BuildValue("(NN)", text(&L->result_agent_id, 0), text(&B[first].tool_use_id, 0)));
+    return OK;
+}
+
+static int progress(Out *O, const Line *L) {
+    int r;
+    if (!L->data_is_object) return OK;
+    if (L->data_agent_id.is_str && L->parent_tool_use_id.is_str) {
+        r = add(O, O_LINKS, Py_BuildValue("(NN)", text(&L->data_agent_id, 0), text(&L->parent_tool_use_id, 0)));
+        if (r) return r;
+    }
+    if (!equals(&L->data_type, "agent_progress") || !L->data_message_is_object) return OK;
+    if (!equals(&L->data_message_type, "assistant") || !L->call_is_object || !L->call_usage_is_object) return OK;
+    /* a subagent's call copied into its session: a copy when the subagent's file exists (the caller checks) */
+    if (!L->data_agent_id.is_str || L->data_agent_id.n == 0) return GIVE_UP;
+    return add(O, O_PROGRESS_AGENTS, text(&L->data_agent_id, 0));
+}
+
+static const char *KNOWN[] = {"system", "summary", "file-history-snapshot", "queue-operation", "assistant", "user",
+                              "progress"};
+
+static int one_line(Parser *P, Out *O, Ptr start, Ptr stop, Py_ssize_t lineno) {
+    Line L;
+    memset(&L, 0, sizeof(L));
+    L.sidechain = -1;
+    P->s = start;
+    P->end = stop;
+    P->depth = 0;
+    skip_ws(P);
+    if (!at_object(P)) return GIVE_UP;
+    int r = fields(P, line_field, &L);
+    if (r) return r;
+    skip_ws(P);
+    if (P->s != P->end) return GIVE_UP;
+    if (!L.type.is_str) return GIVE_UP; /* no type: the reference path explains the skip */
+    if (equals(&L.type, "assistant")) return assistant(O, &L, P->blocks, lineno);
+    if (equals(&L.type, "user")) return user(O, &L, P->blocks);
+    if (equals(&L.type, "progress")) return progress(O, &L);
+    for (size_t i = 0; i < sizeof(KNOWN) / sizeof(KNOWN[0]); i++)
+        if (equals(&L.type, KNOWN[i])) return OK;
+    O->unknown++;
+    return OK;
+}
+
+static inline int blank(Ptr s, Ptr end) { /* bytes.isspace() (or empty) */
+    for (; s < end; s++)
+        if (!(*s == ' ' || (*s >= '\t' && *s <= '\r'))) return 0;
+    return 1;
+}
+
+PyDoc_STRVAR(scan_doc,
+             "scan(block, lineno, out) -> (lineno, records, synthetic, unknown) | None\n\n"
+             "Read the lines of `block` (numbered from lineno + 1) into the 20 lists of `out`; None: give up.\n"
+             "Returns the number of the block's last line, the records (lines not blank) and those of them that\n"
+             "are `<synthetic>` messages or of a record type the fast path does not know.");
+
+static PyObject *scan(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t lineno;
+    PyObject *lists;
+    if (!PyArg_ParseTuple(args, "y*nO!:scan", &view, &lineno, &PyTuple_Type, &lists)) return NULL;
+    Out O;
+    memset(&O, 0, sizeof(O));
+    Parser P;
+    memset(&P, 0, sizeof(P));
+    PyObject *result = NULL;
+    int r = OK;
+    if (PyTuple_GET_SIZE(lists) != N_OUT) {
+        PyErr_Format(PyExc_ValueError, "scan: out must hold %d lists", N_OUT);
+        goto done;
+    }
+    for (int i = 0; i < N_OUT; i++) {
+        O.lists[i] = PyTuple_GET_ITEM(lists, i);
+        if (!PyList_Check(O.lists[i])) {
+            PyErr_SetString(PyExc_TypeError, "scan: out must hold lists");
+            goto done;
+        }
+    }
+    Ptr s = view.buf, end = s + view.len;
+    Py_ssize_t records = 0;
+    while (s < end) {
+        Ptr nl = memchr(s, '\n', (size_t)(end - s));
+        Ptr stop = nl ? nl : end;
+        lineno++;
+        if (!blank(s, stop)) {
+            records++;
+            r = one_line(&P, &O, s, stop, lineno);
+            if (r) break;
+        }
+        s = nl ? nl + 1 : end;
+    }
+    if (r == FAILED) goto done;
+    if (r == GIVE_UP) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    result = Py_BuildValue("(nnnn)", lineno, records, O.synthetic, O.unknown);
+done:
+    Py_XDECREF(O.session);
+    Py_XDECREF(O.model);
+    Py_XDECREF(O.agent);
+    PyMem_Free(P.blocks);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+
+/* ---- the merge of one file's lines into rows (`claude_fast._table` and `_columns`, for the scanner's lists) ---- */
+
+/* A time Claude Code writes (JavaScript's toISOString): YYYY-MM-DDTHH:MM:SS.sssZ, ASCII digits. */
+static int iso_time(PyObject *value) {
+    if (value == Py_None) return 1;
+    Py_ssize_t n;
+    const char *t = PyUnicode_AsUTF8AndSize(value, &n);
+    if (t == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    static const char form[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (n != (Py_ssize_t)sizeof(form) - 1) return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (form[i] == 'd' ? !(t[i] >= '0' && t[i] <= '9') : t[i] != form[i]) return 0;
+    }
+    return 1;
+}
+
+static int all_iso_times(PyObject *list) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++)
+        if (!iso_time(PyList_GET_ITEM(list, i))) return 0;
+    return 1;
+}
+
+static PyObject *nones(Py_ssize_t n) {
+    PyObject *list = PyList_New(n);
+    if (list == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) PyList_SET_ITEM(list, i, Py_NewRef(Py_None));
+    return list;
+}
+
+/* A new list of n items: `pick(i)` for the first `calls`, then `tail(t)` (new references; NULL fails). */
+#define COLUMN(name, n_calls, n_tools, CALL, TOOL)                        \
+    do {                                                                  \
+        name = PyList_New((n_calls) + (n_tools));                         \
+        if (name == NULL) goto fail;                                      \
+        for (Py_ssize_t k = 0; k < (n_calls); k++) {                      \
+            PyObject *item = (CALL);                                      \
+            if (item == NULL) goto fail;                                  \
+            PyList_SET_ITEM(name, k, item);                               \
+        }                                                                 \
+        for (Py_ssize_t k = 0; k < (n_tools); k++) {                      \
+            PyObject *item = (TOOL);                                      \
+            if (item == NULL) goto fail;                                  \
+            PyList_SET_ITEM(name, (n_calls) + k, item);                   \
+        }                                                                 \
+    } while (0)
+
+#define AT(list, i) PyList_GET_ITEM(list, i)
+#define NEW(x) Py_NewRef(x)
+
+/* A new reference: the call key of row i (`claude_fast._table`): its index without a message id, else the
+ * message id, with ":<requestId>" when there is one. */
+static PyObject *call_key(PyObject *message_ids, PyObject *request_ids, Py_ssize_t i) {
+    PyObject *message_id = AT(message_ids, i), *request_id = AT(request_ids, i);
+    if (message_id == Py_None) return PyLong_FromSsize_t(i);
+    if (request_id == Py_None) return NEW(message_id);
+    return PyUnicode_FromFormat("%U:%U", message_id, request_id);
+}
+
+/* The slot of `key` in `calls`, a new one (`slots`) when it has none; -1 fails. */
+static Py_ssize_t slot_of(PyObject *calls, PyObject *key, Py_ssize_t slots) {
+    PyObject *found = PyDict_GetItemWithError(calls, key);
+    if (found != NULL) return PyLong_AsSsize_t(found);
+    if (PyErr_Occurred()) return -1;
+    PyObject *index = PyLong_FromSsize_t(slots);
+    if (index == NULL) return -1;
+    int r = PyDict_SetItem(calls, key, index);
+    Py_DECREF(index);
+    return r < 0 ? -1 : slots;
+}
+
+/* A new reference: `dict[key]`, or None without it (NULL fails). */
+static PyObject *get_or_none(PyObject *dict, PyObject *key) {
+    PyObject *found = PyDict_GetItemWithError(dict, key);
+    if (found != NULL) return NEW(found);
+    return PyErr_Occurred() ? NULL : NEW(Py_None);
+}
+
+static PyObject *token(PyObject *tokens, int position) {
+    return tokens == Py_None ? NEW(Py_None) : NEW(PyTuple_GET_ITEM(tokens, position));
+}
+
+static PyObject *input_tokens(PyObject *tokens) {
+    if (tokens == Py_None) return NEW(Py_None);
+    long long sum = 0;
+    for (int i = 0; i < 3; i++) sum += PyLong_AsLongLong(PyTuple_GET_ITEM(tokens, i));
+    if (PyErr_Occurred()) return NULL;
+    return PyLong_FromLongLong(sum);
+}
+
+PyDoc_STRVAR(merge_doc,
+             "merge(out, agents, sidechain_tags, llm, tool, provider, reported) -> (merged, columns) | None\n\n"
+             "The rows of one file from what `scan` read into `out` (`claude_fast._table` and `_columns`): None to\n"
+             "give up (a time not in toISOString form), columns None for a file without rows.");
+
+static PyObject *merge(PyObject *self, PyObject *args) {
+    PyObject *out, *agents, *tags, *llm, *tool, *provider, *reported;
+    if (!PyArg_ParseTuple(args, "O!O!OOOOO:merge", &PyTuple_Type, &out, &PyList_Type, &agents, &tags, &llm, &tool,
+                          &provider, &reported))
+        return NULL;
+    if (PyTuple_GET_SIZE(out) != N_OUT) {
+        PyErr_Format(PyExc_ValueError, "merge: out must hold %d lists", N_OUT);
+        return NULL;
+    }
+    PyObject *L[N_OUT];
+    for (int i = 0; i < N_OUT; i++) {
+        L[i] = PyTuple_GET_ITEM(out, i);
+        if (!PyList_Check(L[i])) {
+            PyErr_SetString(PyExc_TypeError, "merge: out must hold lists");
+            return NULL;
+        }
+    }
+    Py_ssize_t lines = PyList_GET_SIZE(L[O_LINE]);
+    if (PyList_GET_SIZE(agents) != lines) {
+        PyErr_SetString(PyExc_ValueError, "merge: one agent per line");
+        return NULL;
+    }
+    if (!all_iso_times(L[O_TIMESTAMP])) Py_RETURN_NONE;
+    PyObject *stamps = L[O_TIMESTAMP], *tokens = L[O_TOKENS];
+    PyObject *calls = NULL, *held = NULL, *tool_first = NULL, *tool_end = NULL, *result = NULL;
+    Py_ssize_t *chosen = NULL, *tool_rows = NULL;
+    long long *most = NULL;
+    PyObject *columns[21] = {NULL};
+    Py_ssize_t merged = 0;
+
+    /* calls: key -> slot; per slot: most output so far, line held, earliest start of the held lines */
+    Py_ssize_t room = lines ? lines : 1;
+    calls = PyDict_New();
+    held = PyList_New(0);
+    chosen = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)room);
+    most = PyMem_Malloc(sizeof(long long) * (size_t)room);
+    if (calls == NULL || held == NULL || chosen == NULL || most == NULL) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto fail;
+    }
+    Py_ssize_t slots = 0;
+    for (Py_ssize_t i = 0; i < lines; i++) {
+        PyObject *u = AT(tokens, i), *begin = AT(stamps, i);
+        long long output = u == Py_None ? 0 : PyLong_AsLongLong(PyTuple_GET_ITEM(u, 4));
+        PyObject *key = call_key(L[O_MESSAGE_ID], L[O_REQUEST_ID], i);
+        if (key == NULL) goto fail;
+        Py_ssize_t s = slot_of(calls, key, slots);
+        Py_DECREF(key);
+        if (s < 0) goto fail;
+        if (s == slots) { /* a new call */
+            if (PyList_Append(held, begin) < 0) goto fail;
+            most[s] = output;
+            chosen[s] = i;
+            slots++;
+            continue;
+        }
+        merged++;
+        if (output < most[s]) continue;
+        most[s] = output;
+        chosen[s] = i;
+        PyObject *start = AT(held, s);
+        if (begin == Py_None) continue;
+        int earlier = start == Py_None ? 1 : PyObject_RichCompareBool(begin, start, Py_LT);
+        if (earlier < 0) goto fail;
+        if (earlier) PyList_SetItem(held, s, NEW(begin));
+    }
+
+    /* tools: the first use of each id, ended by the first later result not before it */
+    PyObject *tool_at = L[O_TOOL_AT], *tool_ids = L[O_TOOL_ID];
+    Py_ssize_t uses = PyList_GET_SIZE(tool_ids);
+    tool_first = PyDict_New();
+    tool_rows = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(uses ? uses : 1));
+    if (tool_first == NULL || tool_rows == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    Py_ssize_t tools = 0;
+    for (Py_ssize_t t = 0; t < uses; t++) {
+        int had = PyDict_Contains(tool_first, AT(tool_ids, t));
+        if (had < 0) goto fail;
+        if (had) continue;
+        PyObject *index = PyLong_FromSsize_t(t);
+        if (index == NULL || PyDict_SetItem(tool_first, AT(tool_ids, t), index) < 0) {
+            Py_XDECREF(index);
+            goto fail;
+        }
+        Py_DECREF(index);
+        tool_rows[tools++] = t;
+    }
+    if (!all_iso_times(L[O_RESULT_TIME])) { /* every result's, as the reference reads each */
+        result = NEW(Py_None);
+        goto done;
+    }
+    tool_end = PyDict_New();
+    if (tool_end == NULL) goto fail;
+    PyObject *result_ids = L[O_RESULT_ID], *result_lines = L[O_RESULT_LINE], *result_times = L[O_RESULT_TIME];
+    if (tools) {
+        for (Py_ssize_t r = 0; r < PyList_GET_SIZE(result_ids); r++) {
+            PyObject *tool_id = AT(result_ids, r), *end = AT(result_times, r);
+            PyObject *first = PyDict_GetItemWithError(tool_first, tool_id);
+            if (first == NULL) {
+                if (PyErr_Occurred()) goto fail;
+                continue;
+            }
+            int ended = PyDict_Contains(tool_end, tool_id);
+            if (ended < 0) goto fail;
+            if (ended || end == Py_None) continue;
+            Py_ssize_t row = PyLong_AsSsize_t(AT(tool_at, PyLong_AsSsize_t(first)));
+            if (row >= PyLong_AsSsize_t(AT(result_lines, r))) continue;
+            PyObject *begin = AT(stamps, row);
+            /* as the reference: a tool without a start (or starting at 0 us) ends at its result */
+            int no_start = begin == Py_None;
+            if (!no_start) {
+                int epoch = PyUnicode_CompareWithASCIIString(begin, "1970-01-01T00:00:00.000Z") == 0;
+                no_start = epoch;
+            }
+            int in_order = no_start ? 1 : PyObject_RichCompareBool(begin, end, Py_LE);
+            if (in_order < 0) goto fail;
+            if (in_order && PyDict_SetItem(tool_end, tool_id, end) < 0) goto fail;
+        }
+    }
+    if (!slots && !tools) {
+        result = Py_BuildValue("(nO)", merged, Py_None);
+        goto done;
+    }
+
+    /* the columns: the calls, then the tools, each in order of first appearance */
+#define CALL_ROW chosen[k]
+#define TOOL_ROW PyLong_AsSsize_t(AT(tool_at, tool_rows[k]))
+#define U AT(tokens, CALL_ROW)
+    PyObject *names = L[O_TOOL_NAME], *message_ids = L[O_MESSAGE_ID];
+    COLUMN(columns[0], slots, tools, NEW(AT(L[O_LINE], CALL_ROW)), NEW(AT(L[O_LINE], TOOL_ROW))); /* line */
+    COLUMN(columns[1], slots, tools,
+           AT(message_ids, CALL_ROW) == Py_None ? NEW(Py_None)
+                                                : call_key(message_ids, L[O_REQUEST_ID], CALL_ROW),
+           NEW(AT(tool_ids, tool_rows[k]))); /* record_id */
+    COLUMN(columns[2], slots, tools, NEW(AT(L[O_SESSION], CALL_ROW)), NEW(AT(L[O_SESSION], TOOL_ROW))); /* trace_id */
+    COLUMN(columns[3], slots, tools, NEW(AT(message_ids, CALL_ROW)), NEW(AT(tool_ids, tool_rows[k]))); /* span_id */
+    COLUMN(columns[4], slots, tools, NEW(Py_None), NEW(AT(message_ids, TOOL_ROW))); /* parent_id */
+    COLUMN(columns[5], slots, tools, NEW(llm), NEW(tool)); /* kind */
+    COLUMN(columns[6], slots, tools, NEW(AT(agents, CALL_ROW)), NEW(AT(agents, TOOL_ROW))); /* agent */
+    COLUMN(columns[7], slots, tools, NEW(Py_None), NEW(AT(names, tool_rows[k]))); /* tool */
+    COLUMN(columns[8], slots, tools, NEW(AT(L[O_SIDECHAIN], CALL_ROW) == Py_True ? tags : Py_None),
+           NEW(AT(L[O_SIDECHAIN], TOOL_ROW) == Py_True ? tags : Py_None)); /* tags */
+    COLUMN(columns[9], slots, tools, NEW(AT(held, k)), NEW(AT(stamps, TOOL_ROW))); /* start */
+    COLUMN(columns[10], slots, tools, NEW(Py_None), get_or_none(tool_end, AT(tool_ids, tool_rows[k]))); /* end */
+    COLUMN(columns[11], slots, tools, NEW(provider), NEW(Py_None)); /* provider */
+    COLUMN(columns[12], slots, tools, NEW(AT(L[O_MODEL], CALL_ROW)), NEW(Py_None)); /* model */
+    COLUMN(columns[13], slots, tools, NEW(PyUnicode_Check(AT(L[O_TIER], CALL_ROW)) ? AT(L[O_TIER], CALL_ROW) : Py_None),
+           NEW(Py_None)); /* service_tier */
+    COLUMN(columns[14], slots, tools, input_tokens(U), NEW(Py_None)); /* input_tokens */
+    COLUMN(columns[15], slots, tools, token(U, 1), NEW(Py_None)); /* cache_read_tokens */
+    COLUMN(columns[16], slots, tools, token(U, 2), NEW(Py_None)); /* cache_write_tokens */
+    COLUMN(columns[17], slots, tools, token(U, 3), NEW(Py_None)); /* cache_write_1h_tokens */
+    COLUMN(columns[18], slots, tools, token(U, 4), NEW(Py_None)); /* output_tokens */
+    COLUMN(columns[19], slots, tools, NEW(U == Py_None ? Py_None : reported), NEW(Py_None)); /* usage_source */
+    COLUMN(columns[20], slots, tools, NEW(AT(L[O_COST], CALL_ROW)), NEW(Py_None)); /* reported_cost_usd */
+#undef CALL_ROW
+#undef TOOL_ROW
+#undef U
+    if (PyErr_Occurred()) goto fail;
+    PyObject *tuple = PyTuple_New(21);
+    if (tuple == NULL) goto fail;
+    for (int c = 0; c < 21; c++) {
+        PyTuple_SET_ITEM(tuple, c, columns[c]);
+        columns[c] = NULL;
+    }
+    result = Py_BuildValue("(nN)", merged, tuple);
+    goto done;
+fail:
+    result = NULL;
+done:
+    for (int c = 0; c < 21; c++) Py_XDECREF(columns[c]);
+    Py_XDECREF(calls);
+    Py_XDECREF(held);
+    Py_XDECREF(tool_first);
+    Py_XDECREF(tool_end);
+    PyMem_Free(chosen);
+    PyMem_Free(most);
+    PyMem_Free(tool_rows);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, scan_doc},
+    {"merge", merge, METH_VARARGS, merge_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_claude_scan",
+    .m_doc = "The compiled line scanner of costscope's Claude Code fast path.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__claude_scan(void) { return PyModule_Create(&module); }
