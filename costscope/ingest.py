@@ -256,7 +256,10 @@ def parse_files(
         if pool is not None:
             # the workers are started: this process imports pandas (which pyarrow does at its first conversion of
             # Python values, 0.3 s) while they parse, not before
-            import pandas  # noqa: F401
+            try:
+                import pandas  # noqa: F401
+            except ImportError:
+                pass
         tables: list[pa.Table] = []
         parts: dict[int, list[FileResult]] = {}
         done = 0

@@ -14,6 +14,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__) && !defined(COSTSCOPE_NO_SIMD)
+#include <emmintrin.h>
+#endif
 
 #define MAX_DEPTH 200
 #define MAX_COUNT (((int64_t)1) << 40) /* `claude_records.Count` */
@@ -97,6 +100,37 @@ static int hex4(Ptr p, unsigned *value) {
     return 1;
 }
 
+/* The first byte at or after `s` that a string scan must look at: a quote, a backslash, a control character or a
+ * non-ASCII byte (or `end`). 16 bytes at a time with SSE2, else 8 with word arithmetic. */
+static inline Ptr plain_run(Ptr s, Ptr end) {
+#if defined(__SSE2__) && !defined(COSTSCOPE_NO_SIMD)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    while (end - s >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)s);
+        /* signed: bytes >= 0x80 are negative, so below 0x20 too */
+        __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                       _mm_cmplt_epi8(v, space));
+        int mask = _mm_movemask_epi8(special);
+        if (mask) return s + __builtin_ctz((unsigned)mask);
+        s += 16;
+    }
+#endif
+    while (end - s >= 8) {
+        uint64_t v = load8(s);
+        /* the lowest flagged byte is exact: a false flag only ever follows a true one */
+        uint64_t mask = HAS_ZERO(v ^ (ONES * '"')) | HAS_ZERO(v ^ (ONES * '\\')) | (((v - ONES * 0x20) | v) & HIGHS);
+        if (mask) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return s + (__builtin_ctzll(mask) >> 3);
+#else
+            return s;
+#endif
+        }
+        s += 8;
+    }
+    return s;
+}
+
 /* One UTF-8 sequence starting at a byte >= 0x80, as Python's strict decoder takes it; returns its length or 0. */
 static int utf8_sequence(Ptr p, Ptr end) {
     unsigned c = p[0];
@@ -121,11 +155,7 @@ static int string(Parser *P, Str *out, int *escaped) {
     Ptr s = P->s + 1, end = P->end, start = s;
     int has_escape = 0;
     for (;;) {
-        while (end - s >= 8) {
-            uint64_t v = load8(s);
-            if (HAS_ZERO(v ^ (ONES * '"')) | HAS_ZERO(v ^ (ONES * '\\')) | (((v - ONES * 0x20) | v) & HIGHS)) break;
-            s += 8;
-        }
+        s = plain_run(s, end);
         if (s >= end) return GIVE_UP;
         unsigned c = *s;
         if (c == '"') break;
@@ -725,6 +755,12 @@ static int add(Out *O, int i, PyObject *item) {
     return r ? FAILED : OK;
 }
 
+/* `claude_code.started_type`: a call of a tool in TASK_TOOLS with a non-empty `subagent_type`. */
+static int starts_subagent(const Block *B) {
+    return (equals(&B->name, "Task") || equals(&B->name, "Agent")) && B->subagent_type.is_str &&
+           B->subagent_type.n > 0;
+}
+
 static PyObject *tokens(const Line *L) {
     if (!L->has_usage) Py_RETURN_NONE;
     PyObject *hour = NULL;
@@ -746,9 +782,8 @@ static int assistant(Out *O, const Line *L, const Block *B, Py_ssize_t lineno) {
     int r;
     if (!L->message_is_object) return GIVE_UP;
     for (Py_ssize_t i = 0; i < L->blocks; i++) { /* the subagent types its Task/Agent calls start */
-        if (B[i].input_is_object && B[i].id.is_str) {
-            r = add(O, O_TASKS, Py_BuildValue("(NNN)", text(&B[i].id, 0), text(&B[i].name, 0),
-                                              text(&B[i].subagent_type, 0)));
+        if (B[i].input_is_object && B[i].id.is_str && starts_subagent(&B[i])) {
+            r = add(O, O_TASKS, Py_BuildValue("(NN)", text(&B[i].id, 0), text(&B[i].subagent_type, 0)));
             if (r) return r;
         }
     }
@@ -984,6 +1019,13 @@ static PyObject *get_or_none(PyObject *dict, PyObject *key) {
     return PyErr_Occurred() ? NULL : NEW(Py_None);
 }
 
+/* A new reference: the agent of line i: its named agentId, else main or sidechain. */
+static PyObject *agent_of(PyObject **L, PyObject *names, Py_ssize_t i, PyObject *main_agent, PyObject *sidechain) {
+    PyObject *agent_id = PyList_GET_ITEM(L[O_AGENT_ID], i);
+    if (agent_id == Py_None) return Py_NewRef(PyList_GET_ITEM(L[O_SIDECHAIN], i) == Py_True ? sidechain : main_agent);
+    return get_or_none(names, agent_id);
+}
+
 static PyObject *token(PyObject *tokens, int position) {
     return tokens == Py_None ? NEW(Py_None) : NEW(PyTuple_GET_ITEM(tokens, position));
 }
@@ -997,14 +1039,15 @@ static PyObject *input_tokens(PyObject *tokens) {
 }
 
 PyDoc_STRVAR(merge_doc,
-             "merge(out, agents, sidechain_tags, llm, tool, provider, reported) -> (merged, columns) | None\n\n"
+             "merge(out, agent_name, main, sidechain, sidechain_tags, llm, tool, provider, reported)\n"
+             "    -> (merged, columns) | None\n\n"
              "The rows of one file from what `scan` read into `out` (`claude_fast._table` and `_columns`): None to\n"
              "give up (a time not in toISOString form), columns None for a file without rows.");
 
 static PyObject *merge(PyObject *self, PyObject *args) {
-    PyObject *out, *agents, *tags, *llm, *tool, *provider, *reported;
-    if (!PyArg_ParseTuple(args, "O!O!OOOOO:merge", &PyTuple_Type, &out, &PyList_Type, &agents, &tags, &llm, &tool,
-                          &provider, &reported))
+    PyObject *out, *agent_name, *main_agent, *sidechain_agent, *tags, *llm, *tool, *provider, *reported;
+    if (!PyArg_ParseTuple(args, "O!OOOOOOOO:merge", &PyTuple_Type, &out, &agent_name, &main_agent, &sidechain_agent,
+                          &tags, &llm, &tool, &provider, &reported))
         return NULL;
     if (PyTuple_GET_SIZE(out) != N_OUT) {
         PyErr_Format(PyExc_ValueError, "merge: out must hold %d lists", N_OUT);
@@ -1019,17 +1062,29 @@ static PyObject *merge(PyObject *self, PyObject *args) {
         }
     }
     Py_ssize_t lines = PyList_GET_SIZE(L[O_LINE]);
-    if (PyList_GET_SIZE(agents) != lines) {
-        PyErr_SetString(PyExc_ValueError, "merge: one agent per line");
-        return NULL;
-    }
     if (!all_iso_times(L[O_TIMESTAMP])) Py_RETURN_NONE;
     PyObject *stamps = L[O_TIMESTAMP], *tokens = L[O_TOKENS];
-    PyObject *calls = NULL, *held = NULL, *tool_first = NULL, *tool_end = NULL, *result = NULL;
+    PyObject *calls = NULL, *held = NULL, *tool_first = NULL, *tool_end = NULL, *result = NULL, *names = NULL;
     Py_ssize_t *chosen = NULL, *tool_rows = NULL;
     long long *most = NULL;
     PyObject *columns[21] = {NULL};
     Py_ssize_t merged = 0;
+
+    /* agent names: `agent_name(agentId, session)` once per agentId, with the session of its first line */
+    names = PyDict_New();
+    if (names == NULL) goto fail;
+    for (Py_ssize_t i = 0; i < lines; i++) {
+        PyObject *agent_id = AT(L[O_AGENT_ID], i);
+        if (agent_id == Py_None) continue;
+        int known = PyDict_Contains(names, agent_id);
+        if (known < 0) goto fail;
+        if (known) continue;
+        PyObject *name = PyObject_CallFunctionObjArgs(agent_name, agent_id, AT(L[O_SESSION], i), NULL);
+        if (name == NULL) goto fail;
+        int r = PyDict_SetItem(names, agent_id, name);
+        Py_DECREF(name);
+        if (r < 0) goto fail;
+    }
 
     /* calls: key -> slot; per slot: most output so far, line held, earliest start of the held lines */
     Py_ssize_t room = lines ? lines : 1;
@@ -1131,7 +1186,7 @@ static PyObject *merge(PyObject *self, PyObject *args) {
 #define CALL_ROW chosen[k]
 #define TOOL_ROW PyLong_AsSsize_t(AT(tool_at, tool_rows[k]))
 #define U AT(tokens, CALL_ROW)
-    PyObject *names = L[O_TOOL_NAME], *message_ids = L[O_MESSAGE_ID];
+    PyObject *tool_names = L[O_TOOL_NAME], *message_ids = L[O_MESSAGE_ID];
     COLUMN(columns[0], slots, tools, NEW(AT(L[O_LINE], CALL_ROW)), NEW(AT(L[O_LINE], TOOL_ROW))); /* line */
     COLUMN(columns[1], slots, tools,
            AT(message_ids, CALL_ROW) == Py_None ? NEW(Py_None)
@@ -1141,8 +1196,9 @@ static PyObject *merge(PyObject *self, PyObject *args) {
     COLUMN(columns[3], slots, tools, NEW(AT(message_ids, CALL_ROW)), NEW(AT(tool_ids, tool_rows[k]))); /* span_id */
     COLUMN(columns[4], slots, tools, NEW(Py_None), NEW(AT(message_ids, TOOL_ROW))); /* parent_id */
     COLUMN(columns[5], slots, tools, NEW(llm), NEW(tool)); /* kind */
-    COLUMN(columns[6], slots, tools, NEW(AT(agents, CALL_ROW)), NEW(AT(agents, TOOL_ROW))); /* agent */
-    COLUMN(columns[7], slots, tools, NEW(Py_None), NEW(AT(names, tool_rows[k]))); /* tool */
+    COLUMN(columns[6], slots, tools, agent_of(L, names, CALL_ROW, main_agent, sidechain_agent),
+           agent_of(L, names, TOOL_ROW, main_agent, sidechain_agent)); /* agent */
+    COLUMN(columns[7], slots, tools, NEW(Py_None), NEW(AT(tool_names, tool_rows[k]))); /* tool */
     COLUMN(columns[8], slots, tools, NEW(AT(L[O_SIDECHAIN], CALL_ROW) == Py_True ? tags : Py_None),
            NEW(AT(L[O_SIDECHAIN], TOOL_ROW) == Py_True ? tags : Py_None)); /* tags */
     COLUMN(columns[9], slots, tools, NEW(AT(held, k)), NEW(AT(stamps, TOOL_ROW))); /* start */
@@ -1178,6 +1234,7 @@ done:
     Py_XDECREF(held);
     Py_XDECREF(tool_first);
     Py_XDECREF(tool_end);
+    Py_XDECREF(names);
     PyMem_Free(chosen);
     PyMem_Free(most);
     PyMem_Free(tool_rows);

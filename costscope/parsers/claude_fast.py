@@ -83,7 +83,7 @@ class _Columns:
         self.model: list[str | None] = []
         self.session: list[str | None] = []
         self.agent_id: list[str | None] = []
-        """The line's `agentId` (None when empty); named by `_agents` into `agent`."""
+        """The line's `agentId` (None when empty), named into `agent` by `_table` (by the scanner's merge itself)."""
         self.agent: list[str] = []
         self.sidechain: list[bool] = []
         self.cost: list[float | None] = []
@@ -100,8 +100,8 @@ class _Columns:
         self.result_time: list[str | None] = []
         self.links: list[tuple[str, str]] = []
         """(agentId, id of the tool call that started the agent), in line order (see `claude_code.collect_links`)."""
-        self.tasks: list[tuple[str, str | None, str | None]] = []
-        """(tool call id, tool name, its input's `subagent_type` when a string) of each tool call with an input."""
+        self.tasks: list[tuple[str, str]] = []
+        """(tool call id, subagent type) of each Task/Agent call naming the type of subagent it starts."""
         self.progress_agents: list[str] = []
         """The agentId of each progress line copying a subagent's call (a copy only if its subagent file exists)."""
 
@@ -146,7 +146,7 @@ def _tokens(usage: Usage) -> tuple[int, int, int, int | None, int]:
 
 def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | None:
     """(rows, records read, notes) of a clean file, or None when the reference path must read it."""
-    from .claude_code import NOTE_PROGRESS_COPY, NOTE_UNKNOWN_TYPE, linked_types, started_type
+    from .claude_code import NOTE_PROGRESS_COPY, NOTE_UNKNOWN_TYPE, linked_types
 
     cols = _Columns()
     read = _read_native(state.source, cols, _scan) if _scan is not None else _read(state.source, cols)
@@ -163,22 +163,13 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
         notes[NOTE_PROGRESS_COPY] += len(cols.progress_agents)
     if unknown:
         notes[NOTE_UNKNOWN_TYPE] += unknown  # record types newer than this parser: no row, as in the reference
-    name = state.agent_name
-    cols.agent = [
-        name(agent_id, session) if agent_id else "sidechain" if sidechain else "main"
-        for agent_id, session, sidechain in zip(cols.agent_id, cols.session, cols.sidechain, strict=True)
-    ]
     try:
         table = _merged(state, cols, notes) if _scan is not None else _table(state, cols, notes)
     except _GiveUp:
         return None
     identity = file_identity(state.source.path)
     if identity is not None:
-        task_types: dict[str, str] = {}  # what the session says of its subagents (see `claude_code.collect_links`)
-        for tool_id, tool_name, subagent_type in cols.tasks:
-            subagent = started_type(tool_name, subagent_type)
-            if subagent is not None:
-                task_types[tool_id] = subagent
+        task_types = dict(cols.tasks)  # what the session says of its subagents (see `claude_code.collect_links`)
         agent_tool: dict[str, str] = {}
         for agent_id, tool_id in cols.links:
             agent_tool.setdefault(agent_id, tool_id)
@@ -210,7 +201,7 @@ def _read_native(source: InputFile, cols: _Columns, scan: Scan) -> tuple[int, in
 
 def _read(source: InputFile, cols: _Columns) -> tuple[int, int, int] | None:
     """What `_read_native` reads, line by line in Python: the path where the scanner is not built."""
-    from .claude_code import SYNTHETIC_MODEL
+    from .claude_code import SYNTHETIC_MODEL, started_type
 
     records = synthetic = unknown = 0
     failed: list[ReadError] = []
@@ -232,8 +223,9 @@ def _read(source: InputFile, cols: _Columns) -> tuple[int, int, int] | None:
             if type(content) is list:
                 for block in content:  # the subagent types its Task/Agent calls start
                     if type(block.input) is TaskInput and block.id is not None:
-                        subtype = block.input.subagent_type
-                        cols.tasks.append((block.id, block.name, subtype if type(subtype) is str else None))
+                        subagent = started_type(block.name, block.input.subagent_type)
+                        if subagent is not None:
+                            cols.tasks.append((block.id, subagent))
             model = message.model
             if model == SYNTHETIC_MODEL:
                 synthetic += 1
@@ -347,6 +339,11 @@ def _progress(data: Progress) -> bool | None:
 
 
 def _table(state: _FileState, cols: _Columns, notes: Counter[str]) -> Columns | None:
+    name = state.agent_name
+    cols.agent = [
+        name(agent_id, session) if agent_id else "sidechain" if sidechain else "main"
+        for agent_id, session, sidechain in zip(cols.agent_id, cols.session, cols.sidechain, strict=True)
+    ]
     _check_times(cols.timestamp)
     stamps = cols.timestamp
     # call slots, one per key: [most output so far, line index held, earliest start of the held lines, first line]
@@ -394,7 +391,9 @@ def _table(state: _FileState, cols: _Columns, notes: Counter[str]) -> Columns | 
 
 def _merged(state: _FileState, cols: _Columns, notes: Counter[str]) -> Columns | None:
     """`_table` done by the compiled module, for the lists its scanner read."""
-    merged = _merge(cols.scanned(), cols.agent, _TAGS_SIDECHAIN, _LLM, _TOOL, "anthropic", _REPORTED)
+    merged = _merge(
+        cols.scanned(), state.agent_name, "main", "sidechain", _TAGS_SIDECHAIN, _LLM, _TOOL, "anthropic", _REPORTED
+    )
     if merged is None:
         raise _GiveUp
     count, columns = merged

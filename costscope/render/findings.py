@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import textwrap
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.table import Table
 
-from ..findings.base import Finding
 from .fmt import plain_console, usd
+
+if TYPE_CHECKING:
+    from ..findings.base import Finding  # the findings package imports pandas: only an analyze that finds pays
 
 NONE_FOUND = "No cost leak found above the thresholds."
 SUGGEST_HINT = "`costscope suggest PATH... -o policy.yaml` writes the fixes as one policy file for `simulate`."
