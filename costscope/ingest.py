@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from importlib.abc import MetaPathFinder
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import pyarrow.ipc
 
 from .errors import InputError
 from .io import GZIP_MAGIC, InputFile, ReadError, line_parts
+from .nopandas import skip_pandas_probe
 from .parse_cache import FileCache, FileResult, PendingSave
 from .parsers import ParseContext, Skips, UnknownFormat, detect, get_parser
 from .parsers.base import Piece, piece_rows, table_of
@@ -117,21 +117,6 @@ def _parse_chunk(jobs: list[Job], spill: Path | None = None) -> tuple[pa.Table |
             path.unlink()
         return table, results
     return path, results
-
-
-def _without_pandas() -> None:
-    """A parse worker's start: pyarrow's first conversion of Python values imports pandas when it can (0.3 s and
-    40 MiB), only to ask whether the values are pandas objects, which a parser's never are. A worker whose parent
-    has not imported pandas cannot import it, so pyarrow skips the question. Nothing in a worker uses pandas."""
-    if "pandas" not in sys.modules:
-        sys.meta_path.insert(0, _NoPandas())
-
-
-class _NoPandas(MetaPathFinder):
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name.partition(".")[0] == "pandas":
-            raise ModuleNotFoundError("a parse worker does not import pandas", name=name)
-        return None
 
 
 def _unspill(table: pa.Table | Path) -> pa.Table:
@@ -241,7 +226,7 @@ def parse_files(
     jobs = [[(units[u][1], format_in, strict, units[u][3]) for u in chunk] for chunk in chunks]
     pool = (
         ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_without_pandas
+            max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=skip_pandas_probe
         )
         if parallel
         else None
@@ -253,13 +238,6 @@ def parse_files(
             if pool is not None and spill is not None
             else map(_parse_chunk, jobs)
         )
-        if pool is not None:
-            # the workers are started: this process imports pandas (which pyarrow does at its first conversion of
-            # Python values, 0.3 s) while they parse, not before
-            try:
-                import pandas  # noqa: F401
-            except ImportError:
-                pass
         tables: list[pa.Table] = []
         parts: dict[int, list[FileResult]] = {}
         done = 0

@@ -51,3 +51,78 @@ def test_freed_blocks_go_back_to_the_system_unless_the_user_tuned_glibc(monkeypa
     assert return_freed_memory() is glibc
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
     assert return_freed_memory() is False
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_traces"
+RUN_AND_TELL_PANDAS = """
+import atexit, sys
+from costscope import launch
+
+atexit.register(lambda: sys.stderr.write(f"\\npandas imported: {'pandas' in sys.modules}\\n"))
+sys.argv = ["costscope", *sys.argv[1:]]
+launch.main()
+"""
+
+
+def _run(*args: str) -> tuple[str, bool]:
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AND_TELL_PANDAS, *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return done.stdout, done.stderr.rstrip().endswith("pandas imported: True")
+
+
+@pytest.mark.parametrize("output_format", ["json", "table", "markdown", "csv"])
+def test_an_analyze_without_findings_never_imports_pandas(output_format: str) -> None:
+    """pyarrow would import pandas at its first conversion (0.2-0.3 s, 35 MiB) only to ask whether the values are
+    pandas objects; the report is the same without it."""
+    from typer.testing import CliRunner
+
+    from costscope.cli import app
+
+    stdout, imported = _run("analyze", str(SAMPLES), "--no-cache", "-f", output_format, "--by", "model,agent,day")
+    assert not imported
+    in_process = CliRunner().invoke(
+        app, ["analyze", str(SAMPLES), "--no-cache", "-f", output_format, "--by", "model,agent,day"]
+    )
+    assert "pandas" in sys.modules  # this test process has it: the two runs differ in that alone
+    assert stdout == in_process.stdout
+
+
+def test_findings_still_import_pandas() -> None:
+    stdout, imported = _run("analyze", str(SAMPLES), "--no-cache", "-f", "json", "--findings")
+    assert imported and '"findings"' in stdout
+
+
+def test_which_runs_are_pandas_free() -> None:
+    from costscope.launch import pandas_free
+
+    assert pandas_free(["analyze", "x", "-f", "json"])
+    assert not pandas_free(["analyze", "x", "--findings"])
+    assert not pandas_free(["analyze", "x", "--engine", "dask"])
+    assert not pandas_free(["analyze", "x", "--engine=local"])
+    assert not pandas_free(["simulate", "x", "--policy", "p.yaml"])
+    assert not pandas_free([])
+
+
+SKIP_PROBE = """
+import sys
+from costscope.nopandas import skip_pandas_probe
+
+assert skip_pandas_probe()
+import pyarrow as pa
+
+assert pa.array(["a", None]).to_pylist() == ["a", None] and "pandas" not in sys.modules
+import pandas as pd  # still importable, and pyarrow's pandas conversions work
+
+frame = pd.DataFrame({"x": [1.0, float("nan")]})
+assert pa.Table.from_pandas(frame, preserve_index=False).column("x").null_count == 1
+assert pa.table({"x": [1, 2]}).to_pandas()["x"].tolist() == [1, 2]
+assert not skip_pandas_probe()  # pandas is imported now: nothing to skip
+print("ok")
+"""
+
+
+def test_skipping_the_pandas_probe_keeps_pandas_usable() -> None:
+    done = subprocess.run([sys.executable, "-c", SKIP_PROBE], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr
