@@ -27,8 +27,10 @@ def main() -> None:
 
     from costscope import api, ingest, steps
     from costscope.launch import return_freed_memory
+    from costscope.nopandas import skip_pandas_probe
 
-    return_freed_memory()  # as the `costscope` program does
+    return_freed_memory()  # as the `costscope` program does, and for an analyze without findings:
+    skip_pandas_probe()
     from costscope import io as inputs
     from costscope.parsers import Skips
     from costscope.pricing import PriceBook, price_table
