@@ -199,8 +199,12 @@ def parse_files(
     cache_dir: Path | None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> Parsed:
-    """Parse results in input order: from the cache where valid, else parsed (in parallel when large)."""
+    """Parse results in input order: from the cache where valid, else parsed (in parallel when large).
+
+    `meanwhile` is called once, while the workers parse when there are workers (else before parsing): work of
+    the caller's that needs no parsed row, done in the time this process would only wait."""
     store = FileCache(cache_dir) if cache_dir is not None else None
     keys = [store.key(s, format_in) if store else None for s in sources]
     cached = [store.load(k, strict) if store and k else None for k in keys]
@@ -238,6 +242,8 @@ def parse_files(
             if pool is not None and spill is not None
             else map(_parse_chunk, jobs)
         )
+        if meanwhile is not None:
+            meanwhile()
         tables: list[pa.Table] = []
         parts: dict[int, list[FileResult]] = {}
         done = 0

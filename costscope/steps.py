@@ -53,11 +53,13 @@ def load_steps(
     cache_dir: Path | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> LoadResult:
     """Read every input into one step table ordered by trace and time, with step ordinals.
 
     `cache_dir` enables the incremental cache of parsed files (None: parse everything); `workers` caps
-    the parsing processes (default: all cores); `progress(done_bytes, total_bytes)` reports parsing.
+    the parsing processes (default: all cores); `progress(done_bytes, total_bytes)` reports parsing;
+    `meanwhile()` is called once, while the files are parsed (see `ingest.parse_files`).
     """
     expanded = expand_paths(paths, stdin=stdin)
     if format_in:
@@ -67,7 +69,13 @@ def load_steps(
     files: list[FileReport] = []
     unrecognized: list[InputError] = []
     parsed = parse_files(
-        expanded.files, format_in=format_in, strict=strict, cache_dir=cache_dir, workers=workers, progress=progress
+        expanded.files,
+        format_in=format_in,
+        strict=strict,
+        cache_dir=cache_dir,
+        workers=workers,
+        progress=progress,
+        meanwhile=meanwhile,
     )
     for result in parsed.results:
         skips.counts.update(result.skip_counts)

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from costscope import ingest
-from costscope.errors import InputError
+from costscope.errors import CostscopeError, InputError
 from costscope.io import InputFile, ReadError
 from costscope.parse_cache import FileCache
 from costscope.schema import PARSED_SCHEMA, STEP_SCHEMA, nulls, with_shared_nulls
@@ -317,3 +317,44 @@ def test_with_shared_nulls_changes_no_value() -> None:
     assert shared.equals(table)
     assert shared["a"].chunk(0).buffers()[1].address == nulls(1, pa.int64()).buffers()[1].address
     assert shared["b"].chunk(0).buffers()[1].address == table["b"].chunk(0).buffers()[1].address
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_meanwhile_runs_once_while_the_files_are_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    files = [str(write_calls(tmp_path / f"f{i}.jsonl", 30)) for i in range(4)]
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)
+    calls: list[int] = []
+    cache = tmp_path / "cache"
+    first = load_steps(files, workers=workers, cache_dir=cache, meanwhile=lambda: calls.append(1))
+    assert calls == [1]
+    again = load_steps(files, workers=workers, cache_dir=cache, meanwhile=lambda: calls.append(2))  # all cached
+    assert calls == [1, 2]
+    assert again.table.equals(first.table)
+
+
+def test_the_built_in_prices_load_while_the_files_are_parsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from costscope import api
+    from costscope.pricing import PriceBook
+
+    order: list[str] = []
+    real_parse, real_book = ingest.parse_files, PriceBook.from_file
+
+    def parse_files(*args: object, **kwargs: object) -> ingest.Parsed:
+        order.append("parse")
+        return real_parse(*args, **kwargs)  # type: ignore[arg-type]
+
+    def from_file(path: str | None) -> PriceBook:
+        order.append(f"book {path}")
+        return real_book(path)
+
+    monkeypatch.setattr("costscope.steps.parse_files", parse_files)
+    monkeypatch.setattr(PriceBook, "from_file", staticmethod(from_file))
+    files = [str(write_calls(tmp_path / "f.jsonl", 10))]
+    priced = api.load_priced_steps(files)
+    assert order == ["parse", "book None"] and priced.pricing.table.num_rows == 10
+    order.clear()
+    with pytest.raises(CostscopeError):  # a price file's mistakes are told first, before any parsing
+        api.load_priced_steps(files, api.AnalyzeOptions(prices=str(tmp_path / "missing.yaml")))
+    assert order == [f"book {tmp_path / 'missing.yaml'}"]
