@@ -27,7 +27,7 @@ from .errors import InputError
 from .io import GZIP_MAGIC, InputFile, ReadError, line_parts
 from .nopandas import skip_pandas_probe
 from .parse_cache import FileCache, FileResult, PendingSave
-from .parsers import ParseContext, Skips, UnknownFormat, detect, get_parser
+from .parsers import QUICK_SNIFF_BYTES, ParseContext, Skips, UnknownFormat, detect, get_parser
 from .parsers.base import Piece, piece_rows, table_of
 from .schema import PARSED_SCHEMA, compact, empty_of, empty_table, with_shared_nulls
 
@@ -47,11 +47,11 @@ def parse_file(
     ctx = ParseContext(skips=Skips(strict=strict))
     try:
         name = format_in or parser_name
-        head = source.prefix(1) if name else source.prefix()  # read once for the empty check and the sniffing
+        head = source.prefix(1 if name else QUICK_SNIFF_BYTES)  # read once for the empty check and the sniffing
         if not head:
             ctx.notes["empty files"] += 1
             return FileResult(source.name, "empty", empty_table(), 0, notes=ctx.notes)
-        parser = get_parser(name) if name else detect(source, head)
+        parser = get_parser(name) if name else detect(source, head, quick=True)
     except ReadError as error:
         ctx.read_error(error)
         return FileResult(

@@ -358,3 +358,43 @@ def test_the_built_in_prices_load_while_the_files_are_parsed(tmp_path: Path, mon
     with pytest.raises(CostscopeError):  # a price file's mistakes are told first, before any parsing
         api.load_priced_steps(files, api.AnalyzeOptions(prices=str(tmp_path / "missing.yaml")))
     assert order == [f"book {tmp_path / 'missing.yaml'}"]
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def _detected(source: InputFile, *, quick: bool) -> str:
+    from costscope.parsers import QUICK_SNIFF_BYTES, detect
+
+    try:
+        if quick:
+            return detect(source, source.prefix(QUICK_SNIFF_BYTES), quick=True).name
+        return detect(source).name
+    except InputError as error:
+        return type(error).__name__
+
+
+@pytest.mark.parametrize("path", sorted(p for p in DATA.rglob("*") if p.is_file()), ids=lambda p: p.name)
+def test_a_short_prefix_detects_what_the_full_one_does(path: Path) -> None:
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    variants = {
+        "as is": data,
+        "blank lines first": b"\n" * 6 + data,
+        "a long second line": b"\n".join([lines[0], b'{"x": "' + b"y" * 20_000 + b'"}', *lines[1:]]),
+        "a damaged first line": b"{oops\n" + data,
+        "a first line past the short prefix": b'{"type": "' + b"z" * 9_000 + b'"}\n' + data,
+    }
+    for how, content in variants.items():
+        source = InputFile(f"{path.name} ({how})", None, content)
+        assert _detected(source, quick=True) == _detected(source, quick=False), how
+
+
+def test_a_claude_code_session_is_known_from_its_first_lines() -> None:
+    from costscope.parsers import _quick_detect
+
+    sessions = [p for p in (DATA / "claude_code").rglob("*.jsonl") if p.read_bytes().count(b"\n") >= 5]
+    assert sessions
+    for path in sessions:
+        found = _quick_detect(path.read_bytes()[:8192])
+        assert found is not None and found.name == "claude-code", path.name

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..io import InputFile
 from . import anthropic, claude_code, gemini, openai
-from .base import ParseContext, Parser, Skips
+from .base import SNIFF_LINES, ParseContext, Parser, Skips, first_object
 from .calls import CallLogParser
 from .claude_code import ClaudeCodeParser
 from .claude_headless import ClaudeHeadlessParser
@@ -68,6 +68,20 @@ def format_names() -> list[str]:
     return [p.name for p in _all_parsers()]
 
 
+QUICK_SNIFF_BYTES = 8 * 1024
+
+
+def _quick_detect(prefix: bytes) -> Parser | None:
+    if prefix.count(b"\n") < SNIFF_LINES or first_object(prefix) is None:
+        return None
+    for parser in _all_parsers():
+        if not getattr(parser, "sniffs_first_lines", False):
+            return None
+        if parser.sniff(prefix):
+            return parser
+    return None
+
+
 def get_parser(name: str) -> Parser:
     for parser in _all_parsers():
         if parser.name == name:
@@ -75,8 +89,18 @@ def get_parser(name: str) -> Parser:
     raise InputError(f"unknown input format {name!r}", hint="known formats: " + ", ".join(format_names()))
 
 
-def detect(source: InputFile, prefix: bytes | None = None) -> Parser:
-    """The first registered parser whose sniff accepts the file's first bytes (`prefix`, when already read)."""
+def detect(source: InputFile, prefix: bytes | None = None, *, quick: bool = False) -> Parser:
+    """The first registered parser whose sniff accepts the file's first bytes (`prefix`, when already read).
+
+    With `quick`, `prefix` is the first QUICK_SNIFF_BYTES only, and the full SNIFF_BYTES are read when they can
+    change the answer: a short prefix gives the same answer as the full one when it holds SNIFF_LINES whole lines,
+    the first of them a JSON object, and the parser found is preceded only by parsers that look at those lines
+    alone (`sniffs_first_lines`). Most files are known from 8 KiB instead of 64."""
+    if quick and prefix is not None:
+        found = _quick_detect(prefix)
+        if found is not None:
+            return found
+        prefix = None
     prefix = source.prefix() if prefix is None else prefix
     if not prefix.strip():
         raise InputError(f"{source.name}: the file is empty")

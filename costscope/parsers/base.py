@@ -89,6 +89,10 @@ class ParseContext:
 
 
 class Parser(Protocol):
+    """A trace format. Optional attributes: `splittable` (True: its records stand alone on their lines, so a big
+    file may be parsed in parts) and `sniffs_first_lines` (True: `sniff` reads only the first SNIFF_LINES lines of
+    the prefix, so that a short prefix holding them decides; see `parsers.detect`)."""
+
     name: str
     description: str
 

@@ -493,6 +493,8 @@ class _FileState:
 class ClaudeCodeParser:
     name = NAME
     description = "Claude Code project logs (~/.claude/projects/*/<session>.jsonl, incl. subagents/)"
+    sniffs_first_lines = True
+    """Its sniff reads only the first `base.SNIFF_LINES` lines (see `parsers.detect`)."""
 
     def sniff(self, prefix: bytes) -> bool:
         # Any of the first objects: newer builds may open a file with a record type this list lacks.

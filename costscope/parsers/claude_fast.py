@@ -156,7 +156,7 @@ def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | 
     notes: Counter[str] = Counter()
     if synthetic:
         notes["claude-code: <synthetic> placeholder messages (not calls)"] += synthetic
-    for agent_id in cols.progress_agents:
+    for agent_id in dict.fromkeys(cols.progress_agents):
         if not state.subagent_file_exists(agent_id):
             return None  # an embedded call that becomes a row: left to the reference path
     if cols.progress_agents:

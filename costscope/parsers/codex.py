@@ -311,6 +311,8 @@ class Rollout:
 class CodexParser:
     name = NAME
     description = "Codex CLI rollout files (~/.codex/sessions/**/rollout-*.jsonl)"
+    sniffs_first_lines = True
+    """Its sniff reads only the first `base.SNIFF_LINES` lines (see `parsers.detect`)."""
 
     def sniff(self, prefix: bytes) -> bool:
         prefix = prefix.removeprefix(b"\xef\xbb\xbf")

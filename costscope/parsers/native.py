@@ -78,6 +78,8 @@ class NativeParser:
     name = NAME
     splittable = True
     description = "costscope step-table JSON Lines (written by --output steps.jsonl)"
+    sniffs_first_lines = True
+    """Its sniff reads only the first `base.SNIFF_LINES` lines (see `parsers.detect`)."""
 
     def sniff(self, prefix: bytes) -> bool:
         obj = first_object(prefix)

@@ -18,6 +18,8 @@ PARQUET_MAGIC = b"PAR1"
 class ParquetParser:
     name = "parquet"
     description = "costscope step table in Parquet (written by --output steps.parquet)"
+    sniffs_first_lines = True
+    """Its sniff reads only the first `base.SNIFF_LINES` lines (see `parsers.detect`)."""
 
     def sniff(self, prefix: bytes) -> bool:
         return prefix.startswith(PARQUET_MAGIC)
