@@ -991,13 +991,28 @@ static PyObject *nones(Py_ssize_t n) {
 #define AT(list, i) PyList_GET_ITEM(list, i)
 #define NEW(x) Py_NewRef(x)
 
+/* A new reference: "<a>:<b>" (with a fast path for ASCII, which ids are). */
+static PyObject *joined(PyObject *a, PyObject *b) {
+    if (PyUnicode_IS_ASCII(a) && PyUnicode_IS_ASCII(b)) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(a), m = PyUnicode_GET_LENGTH(b);
+        PyObject *out = PyUnicode_New(n + 1 + m, 127);
+        if (out == NULL) return NULL;
+        Py_UCS1 *data = PyUnicode_1BYTE_DATA(out);
+        memcpy(data, PyUnicode_1BYTE_DATA(a), (size_t)n);
+        data[n] = ':';
+        memcpy(data + n + 1, PyUnicode_1BYTE_DATA(b), (size_t)m);
+        return out;
+    }
+    return PyUnicode_FromFormat("%U:%U", a, b);
+}
+
 /* A new reference: the call key of row i (`claude_fast._table`): its index without a message id, else the
  * message id, with ":<requestId>" when there is one. */
 static PyObject *call_key(PyObject *message_ids, PyObject *request_ids, Py_ssize_t i) {
     PyObject *message_id = AT(message_ids, i), *request_id = AT(request_ids, i);
     if (message_id == Py_None) return PyLong_FromSsize_t(i);
     if (request_id == Py_None) return NEW(message_id);
-    return PyUnicode_FromFormat("%U:%U", message_id, request_id);
+    return joined(message_id, request_id);
 }
 
 /* The slot of `key` in `calls`, a new one (`slots`) when it has none; -1 fails. */
