@@ -355,6 +355,12 @@ def test_the_fast_path_takes_clean_files_and_leaves_the_rest(tmp_path: Path) -> 
         # times not in toISOString form: other digits than ASCII, a line break inside
         '{"type": "assistant", "timestamp": "\u0662\u0660\u0662\u0666-03-01T10:00:00.000Z", "message": {"id": "m"}}',
         '{"type": "assistant", "timestamp": "2026-03-01T10:00:00.000Z\\n", "message": {"id": "m"}}',
+        # times of the right form that name no time: Arrow cannot read them, the reference path skips their lines
+        '{"type": "assistant", "timestamp": "2026-02-30T10:00:00.000Z", "message": {"id": "m"}}',
+        '{"type": "assistant", "timestamp": "0000-01-01T10:00:00.000Z", "message": {"id": "m"}}',
+        '{"type": "assistant", "timestamp": "2026-01-01T24:00:00.000Z", "message": {"id": "m"}}',
+        '{"type": "user", "timestamp": "2026-01-01T10:60:00.000Z", "message": {"content": [{"type": "tool_result", '
+        '"tool_use_id": "toolu_1"}]}}',
         # a subagent's call inside a progress line with no agent id: a row only the reference path makes
         '{"type": "progress", "data": {"type": "agent_progress", "message": {"type": "assistant", "message": '
         '{"id": "m9", "usage": {"input_tokens": 1, ' + usage + "}}}}}",

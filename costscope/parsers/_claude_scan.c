@@ -941,7 +941,9 @@ done:
 
 /* ---- the merge of one file's lines into rows (`claude_fast._table` and `_columns`, for the scanner's lists) ---- */
 
-/* A time Claude Code writes (JavaScript's toISOString): YYYY-MM-DDTHH:MM:SS.sssZ, ASCII digits. */
+static int real_time(const char *t);
+
+/* A time Claude Code writes (JavaScript's toISOString): YYYY-MM-DDTHH:MM:SS.sssZ, ASCII digits, a real time. */
 static int iso_time(PyObject *value) {
     if (value == Py_None) return 1;
     Py_ssize_t n;
@@ -955,7 +957,19 @@ static int iso_time(PyObject *value) {
     for (Py_ssize_t i = 0; i < n; i++) {
         if (form[i] == 'd' ? !(t[i] >= '0' && t[i] <= '9') : t[i] != form[i]) return 0;
     }
-    return 1;
+    return real_time(t);
+}
+
+/* Whether the digits of an ISO time name a real one (year 1 or later, as Python's datetime; no leap second). */
+static int real_time(const char *t) {
+#define DIGITS2(p) (((p)[0] - '0') * 10 + ((p)[1] - '0'))
+    int year = DIGITS2(t) * 100 + DIGITS2(t + 2), month = DIGITS2(t + 5), day = DIGITS2(t + 8);
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (year < 1 || month < 1 || month > 12 || day < 1) return 0;
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (day > days[month - 1] + (month == 2 && leap)) return 0;
+    return DIGITS2(t + 11) <= 23 && DIGITS2(t + 14) <= 59 && DIGITS2(t + 17) <= 59;
+#undef DIGITS2
 }
 
 static int all_iso_times(PyObject *list) {

@@ -34,6 +34,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -447,8 +448,17 @@ def _constants(state: _FileState, values: dict[str, list[Any]]) -> Columns:
 
 def _check_times(values: list[str | None]) -> None:
     match = _ISO_UTC.fullmatch
-    if not all(v is None or match(v) for v in values):
+    if not all(v is None or (match(v) and _real_time(v)) for v in values):
         raise _GiveUp
+
+
+def _real_time(text: str) -> bool:
+    """Whether an ISO time of the right form names a real time (2026-02-30 does not): Arrow would fail on it."""
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _columns(
