@@ -939,6 +939,263 @@ done:
 }
 
 
+
+/* ---- the rows of many files, kept as Arrow buffers until taken (`claude_fast._Rows`) ---- */
+
+enum {
+    C_SOURCE, C_LINE, C_FORMAT, C_RECORD_ID, C_TRACE_ID, C_SPAN_ID, C_PARENT_ID, C_KIND, C_AGENT, C_TENANT, C_TOOL,
+    C_START, C_END, C_PROVIDER, C_MODEL, C_TIER, C_INPUT, C_CACHE_READ, C_CACHE_WRITE, C_CACHE_WRITE_1H, C_OUTPUT,
+    C_USAGE_SOURCE, C_COST, C_SIDECHAIN, N_COLS
+};
+static const char *COLUMN_NAMES[N_COLS] = {
+    "source", "line", "format", "record_id", "trace_id", "span_id", "parent_id", "kind", "agent", "tenant", "tool",
+    "start", "end", "provider", "model", "service_tier", "input_tokens", "cache_read_tokens", "cache_write_tokens",
+    "cache_write_1h_tokens", "output_tokens", "usage_source", "reported_cost_usd", "sidechain"};
+enum { K_TEXT, K_INT, K_FLOAT, K_FLAG };
+static const int COLUMN_KINDS[N_COLS] = {
+    K_TEXT, K_INT, K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_INT, K_INT, K_TEXT,
+    K_TEXT, K_TEXT, K_INT, K_INT, K_INT, K_INT, K_INT, K_TEXT, K_FLOAT, K_FLAG};
+
+typedef struct {
+    char *p;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int buf_grow(Buf *b, Py_ssize_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra) cap *= 2;
+    char *p = PyMem_Realloc(b->p, (size_t)cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_put(Buf *b, const void *src, Py_ssize_t n) {
+    if (buf_grow(b, n)) return -1;
+    memcpy(b->p + b->len, src, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+typedef struct {
+    Buf data, offsets, valid; /* values (or text bytes), int32 text offsets, validity bits */
+    Py_ssize_t nulls;
+} Column;
+
+typedef struct {
+    PyObject_HEAD
+    Column cols[N_COLS];
+    Py_ssize_t rows;
+} Rows;
+
+/* Mark value `row` of a column valid or null (its bitmap grows a byte at a time). */
+static int set_valid(Column *c, Py_ssize_t row, int valid) {
+    if (row % 8 == 0) {
+        char zero = 0;
+        if (buf_put(&c->valid, &zero, 1)) return -1;
+    }
+    if (valid)
+        c->valid.p[row / 8] |= (char)(1 << (row % 8));
+    else
+        c->nulls++;
+    return 0;
+}
+
+static int put_text(Rows *R, int col, PyObject *value) {
+    Column *c = &R->cols[col];
+    if (c->offsets.len == 0) {
+        int32_t zero = 0;
+        if (buf_put(&c->offsets, &zero, 4)) return -1;
+    }
+    if (value != Py_None) {
+        Py_ssize_t n;
+        const char *text = PyUnicode_AsUTF8AndSize(value, &n);
+        if (text == NULL || buf_put(&c->data, text, n)) return -1;
+        if (c->data.len > INT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "more than 2 GiB of text in one column of parsed rows");
+            return -1;
+        }
+    }
+    int32_t end = (int32_t)c->data.len;
+    if (buf_put(&c->offsets, &end, 4)) return -1;
+    return set_valid(c, R->rows, value != Py_None);
+}
+
+/* A constant text (NULL: null). */
+static int put_cstr(Rows *R, int col, const char *text) {
+    Column *c = &R->cols[col];
+    if (c->offsets.len == 0) {
+        int32_t zero = 0;
+        if (buf_put(&c->offsets, &zero, 4)) return -1;
+    }
+    if (text != NULL && buf_put(&c->data, text, (Py_ssize_t)strlen(text))) return -1;
+    int32_t end = (int32_t)c->data.len;
+    if (buf_put(&c->offsets, &end, 4)) return -1;
+    return set_valid(c, R->rows, text != NULL);
+}
+
+static int put_int(Rows *R, int col, PyObject *value) {
+    Column *c = &R->cols[col];
+    int64_t v = 0;
+    if (value != Py_None) {
+        v = PyLong_AsLongLong(value);
+        if (v == -1 && PyErr_Occurred()) return -1;
+    }
+    if (buf_put(&c->data, &v, 8)) return -1;
+    return set_valid(c, R->rows, value != Py_None);
+}
+
+static inline int64_t digits(const char *p, int width) {
+    int64_t v = 0;
+    for (int i = 0; i < width; i++) v = v * 10 + (p[i] - '0');
+    return v;
+}
+
+/* Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* A time `iso_time` accepted, as microseconds since the epoch (None: null). */
+static int put_time(Rows *R, int col, PyObject *value) {
+    Column *c = &R->cols[col];
+    int64_t us = 0;
+    if (value != Py_None) {
+        const char *t = PyUnicode_AsUTF8(value);
+        if (t == NULL) return -1;
+#define NUM(at, width) digits(t + (at), width)
+        int64_t days = days_from_civil(NUM(0, 4), NUM(5, 2), NUM(8, 2));
+        int64_t seconds = ((days * 24 + NUM(11, 2)) * 60 + NUM(14, 2)) * 60 + NUM(17, 2);
+        us = seconds * 1000000 + NUM(20, 3) * 1000;
+#undef NUM
+    }
+    if (buf_put(&c->data, &us, 8)) return -1;
+    return set_valid(c, R->rows, value != Py_None);
+}
+
+static int put_float(Rows *R, int col, PyObject *value) {
+    Column *c = &R->cols[col];
+    double v = 0;
+    if (value != Py_None) {
+        v = PyFloat_AsDouble(value);
+        if (v == -1.0 && PyErr_Occurred()) return -1;
+    }
+    if (buf_put(&c->data, &v, 8)) return -1;
+    return set_valid(c, R->rows, value != Py_None);
+}
+
+static int put_flag(Rows *R, int col, int flag) {
+    char v = (char)(flag != 0);
+    return buf_put(&R->cols[col].data, &v, 1);
+}
+
+static void rows_clear(Rows *R) {
+    for (int i = 0; i < N_COLS; i++) {
+        PyMem_Free(R->cols[i].data.p);
+        PyMem_Free(R->cols[i].offsets.p);
+        PyMem_Free(R->cols[i].valid.p);
+    }
+    memset(R->cols, 0, sizeof(R->cols));
+    R->rows = 0;
+}
+
+/* Back to `rows` rows (a merge that failed half-way leaves none of its rows). */
+static void rows_truncate(Rows *R, Py_ssize_t rows) {
+    for (int i = 0; i < N_COLS; i++) {
+        Column *c = &R->cols[i];
+        switch (COLUMN_KINDS[i]) {
+            case K_TEXT:
+                if (c->offsets.len) {
+                    c->offsets.len = 4 * (rows + 1);
+                    int32_t end;
+                    memcpy(&end, c->offsets.p + 4 * rows, 4);
+                    c->data.len = end;
+                }
+                break;
+            case K_FLAG: c->data.len = rows; break;
+            default: c->data.len = 8 * rows;
+        }
+        if (COLUMN_KINDS[i] != K_FLAG) {
+            c->valid.len = (rows + 7) / 8;
+            if (rows % 8) c->valid.p[rows / 8] &= (char)((1 << (rows % 8)) - 1);
+            c->nulls = 0; /* recounted below */
+            for (Py_ssize_t r = 0; r < rows; r++)
+                if (!(c->valid.p[r / 8] & (1 << (r % 8)))) c->nulls++;
+        }
+    }
+    R->rows = rows;
+}
+
+static void Rows_dealloc(Rows *R) {
+    rows_clear(R);
+    Py_TYPE(R)->tp_free((PyObject *)R);
+}
+
+static PyObject *bytes_of(const Buf *b) { return PyBytes_FromStringAndSize(b->p ? b->p : "", b->len); }
+
+PyDoc_STRVAR(Rows_take_doc,
+             "take() -> (rows, {column: (validity | None, data, offsets | None)})\n\n"
+             "The rows appended since the last take, as Arrow buffers (text: int32 offsets and UTF-8 data; times:\n"
+             "int64 microseconds; `sidechain`: one byte per row); the builder is empty afterwards.");
+
+static PyObject *Rows_take(Rows *R, PyObject *unused) {
+    PyObject *columns = PyDict_New();
+    if (columns == NULL) return NULL;
+    for (int i = 0; i < N_COLS; i++) {
+        Column *c = &R->cols[i];
+        PyObject *valid = c->nulls && COLUMN_KINDS[i] != K_FLAG ? bytes_of(&c->valid) : Py_NewRef(Py_None);
+        PyObject *offsets = Py_None;
+        if (COLUMN_KINDS[i] == K_TEXT) {
+            if (c->offsets.len == 0) {
+                int32_t zero = 0;
+                offsets = PyBytes_FromStringAndSize((const char *)&zero, 4);
+            } else {
+                offsets = bytes_of(&c->offsets);
+            }
+        } else {
+            Py_INCREF(offsets);
+        }
+        PyObject *part = valid && offsets ? Py_BuildValue("(NNN)", valid, bytes_of(&c->data), offsets) : NULL;
+        if (part == NULL || PyDict_SetItemString(columns, COLUMN_NAMES[i], part) < 0) {
+            Py_XDECREF(part);
+            Py_DECREF(columns);
+            return NULL;
+        }
+        Py_DECREF(part);
+    }
+    PyObject *result = Py_BuildValue("(nN)", R->rows, columns);
+    rows_clear(R);
+    return result;
+}
+
+static PyObject *Rows_len(Rows *R, PyObject *unused) { return PyLong_FromSsize_t(R->rows); }
+
+static PyMethodDef Rows_methods[] = {
+    {"take", (PyCFunction)Rows_take, METH_NOARGS, Rows_take_doc},
+    {"count", (PyCFunction)Rows_len, METH_NOARGS, "count() -> the rows held"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject RowsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "costscope.parsers._claude_scan.Rows",
+    .tp_doc = PyDoc_STR("Rows of merged Claude Code files, held as Arrow buffers until taken."),
+    .tp_basicsize = sizeof(Rows),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)Rows_dealloc,
+    .tp_methods = Rows_methods,
+};
+
 /* ---- the merge of one file's lines into rows (`claude_fast._table` and `_columns`, for the scanner's lists) ---- */
 
 static int real_time(const char *t);
@@ -978,29 +1235,6 @@ static int all_iso_times(PyObject *list) {
     return 1;
 }
 
-static PyObject *nones(Py_ssize_t n) {
-    PyObject *list = PyList_New(n);
-    if (list == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) PyList_SET_ITEM(list, i, Py_NewRef(Py_None));
-    return list;
-}
-
-/* A new list of n items: `pick(i)` for the first `calls`, then `tail(t)` (new references; NULL fails). */
-#define COLUMN(name, n_calls, n_tools, CALL, TOOL)                        \
-    do {                                                                  \
-        name = PyList_New((n_calls) + (n_tools));                         \
-        if (name == NULL) goto fail;                                      \
-        for (Py_ssize_t k = 0; k < (n_calls); k++) {                      \
-            PyObject *item = (CALL);                                      \
-            if (item == NULL) goto fail;                                  \
-            PyList_SET_ITEM(name, k, item);                               \
-        }                                                                 \
-        for (Py_ssize_t k = 0; k < (n_tools); k++) {                      \
-            PyObject *item = (TOOL);                                      \
-            if (item == NULL) goto fail;                                  \
-            PyList_SET_ITEM(name, (n_calls) + k, item);                   \
-        }                                                                 \
-    } while (0)
 
 #define AT(list, i) PyList_GET_ITEM(list, i)
 #define NEW(x) Py_NewRef(x)
@@ -1055,9 +1289,6 @@ static PyObject *agent_of(PyObject **L, PyObject *names, Py_ssize_t i, PyObject 
     return get_or_none(names, agent_id);
 }
 
-static PyObject *token(PyObject *tokens, int position) {
-    return tokens == Py_None ? NEW(Py_None) : NEW(PyTuple_GET_ITEM(tokens, position));
-}
 
 static PyObject *input_tokens(PyObject *tokens) {
     if (tokens == Py_None) return NEW(Py_None);
@@ -1068,15 +1299,16 @@ static PyObject *input_tokens(PyObject *tokens) {
 }
 
 PyDoc_STRVAR(merge_doc,
-             "merge(out, agent_name, main, sidechain, sidechain_tags, llm, tool, provider, reported)\n"
-             "    -> (merged, columns) | None\n\n"
-             "The rows of one file from what `scan` read into `out` (`claude_fast._table` and `_columns`): None to\n"
-             "give up (a time not in toISOString form), columns None for a file without rows.");
+             "merge(out, agent_name, main, sidechain, rows, source, tenant) -> merged | None\n\n"
+             "Append the rows of one file, from what `scan` read into `out`, to `rows` (`claude_fast._table` and\n"
+             "`_columns`); returns the lines merged into others, or None to give up (a time not in toISOString\n"
+             "form or not a real time), appending nothing.");
 
 static PyObject *merge(PyObject *self, PyObject *args) {
-    PyObject *out, *agent_name, *main_agent, *sidechain_agent, *tags, *llm, *tool, *provider, *reported;
-    if (!PyArg_ParseTuple(args, "O!OOOOOOOO:merge", &PyTuple_Type, &out, &agent_name, &main_agent, &sidechain_agent,
-                          &tags, &llm, &tool, &provider, &reported))
+    PyObject *out, *agent_name, *main_agent, *sidechain_agent, *source, *tenant;
+    Rows *rows;
+    if (!PyArg_ParseTuple(args, "O!OOOO!UO:merge", &PyTuple_Type, &out, &agent_name, &main_agent, &sidechain_agent,
+                          &RowsType, &rows, &source, &tenant))
         return NULL;
     if (PyTuple_GET_SIZE(out) != N_OUT) {
         PyErr_Format(PyExc_ValueError, "merge: out must hold %d lists", N_OUT);
@@ -1096,7 +1328,6 @@ static PyObject *merge(PyObject *self, PyObject *args) {
     PyObject *calls = NULL, *held = NULL, *tool_first = NULL, *tool_end = NULL, *result = NULL, *names = NULL;
     Py_ssize_t *chosen = NULL, *tool_rows = NULL;
     long long *most = NULL;
-    PyObject *columns[21] = {NULL};
     Py_ssize_t merged = 0;
 
     /* agent names: `agent_name(agentId, session)` once per agentId, with the session of its first line */
@@ -1207,58 +1438,72 @@ static PyObject *merge(PyObject *self, PyObject *args) {
         }
     }
     if (!slots && !tools) {
-        result = Py_BuildValue("(nO)", merged, Py_None);
+        result = PyLong_FromSsize_t(merged);
         goto done;
     }
 
-    /* the columns: the calls, then the tools, each in order of first appearance */
-#define CALL_ROW chosen[k]
-#define TOOL_ROW PyLong_AsSsize_t(AT(tool_at, tool_rows[k]))
-#define U AT(tokens, CALL_ROW)
+    /* the rows: the calls, then the tools, each in order of first appearance */
+    Py_ssize_t before = rows->rows;
     PyObject *tool_names = L[O_TOOL_NAME], *message_ids = L[O_MESSAGE_ID];
-    COLUMN(columns[0], slots, tools, NEW(AT(L[O_LINE], CALL_ROW)), NEW(AT(L[O_LINE], TOOL_ROW))); /* line */
-    COLUMN(columns[1], slots, tools,
-           AT(message_ids, CALL_ROW) == Py_None ? NEW(Py_None)
-                                                : call_key(message_ids, L[O_REQUEST_ID], CALL_ROW),
-           NEW(AT(tool_ids, tool_rows[k]))); /* record_id */
-    COLUMN(columns[2], slots, tools, NEW(AT(L[O_SESSION], CALL_ROW)), NEW(AT(L[O_SESSION], TOOL_ROW))); /* trace_id */
-    COLUMN(columns[3], slots, tools, NEW(AT(message_ids, CALL_ROW)), NEW(AT(tool_ids, tool_rows[k]))); /* span_id */
-    COLUMN(columns[4], slots, tools, NEW(Py_None), NEW(AT(message_ids, TOOL_ROW))); /* parent_id */
-    COLUMN(columns[5], slots, tools, NEW(llm), NEW(tool)); /* kind */
-    COLUMN(columns[6], slots, tools, agent_of(L, names, CALL_ROW, main_agent, sidechain_agent),
-           agent_of(L, names, TOOL_ROW, main_agent, sidechain_agent)); /* agent */
-    COLUMN(columns[7], slots, tools, NEW(Py_None), NEW(AT(tool_names, tool_rows[k]))); /* tool */
-    COLUMN(columns[8], slots, tools, NEW(AT(L[O_SIDECHAIN], CALL_ROW) == Py_True ? tags : Py_None),
-           NEW(AT(L[O_SIDECHAIN], TOOL_ROW) == Py_True ? tags : Py_None)); /* tags */
-    COLUMN(columns[9], slots, tools, NEW(AT(held, k)), NEW(AT(stamps, TOOL_ROW))); /* start */
-    COLUMN(columns[10], slots, tools, NEW(Py_None), get_or_none(tool_end, AT(tool_ids, tool_rows[k]))); /* end */
-    COLUMN(columns[11], slots, tools, NEW(provider), NEW(Py_None)); /* provider */
-    COLUMN(columns[12], slots, tools, NEW(AT(L[O_MODEL], CALL_ROW)), NEW(Py_None)); /* model */
-    COLUMN(columns[13], slots, tools, NEW(PyUnicode_Check(AT(L[O_TIER], CALL_ROW)) ? AT(L[O_TIER], CALL_ROW) : Py_None),
-           NEW(Py_None)); /* service_tier */
-    COLUMN(columns[14], slots, tools, input_tokens(U), NEW(Py_None)); /* input_tokens */
-    COLUMN(columns[15], slots, tools, token(U, 1), NEW(Py_None)); /* cache_read_tokens */
-    COLUMN(columns[16], slots, tools, token(U, 2), NEW(Py_None)); /* cache_write_tokens */
-    COLUMN(columns[17], slots, tools, token(U, 3), NEW(Py_None)); /* cache_write_1h_tokens */
-    COLUMN(columns[18], slots, tools, token(U, 4), NEW(Py_None)); /* output_tokens */
-    COLUMN(columns[19], slots, tools, NEW(U == Py_None ? Py_None : reported), NEW(Py_None)); /* usage_source */
-    COLUMN(columns[20], slots, tools, NEW(AT(L[O_COST], CALL_ROW)), NEW(Py_None)); /* reported_cost_usd */
-#undef CALL_ROW
-#undef TOOL_ROW
-#undef U
-    if (PyErr_Occurred()) goto fail;
-    PyObject *tuple = PyTuple_New(21);
-    if (tuple == NULL) goto fail;
-    for (int c = 0; c < 21; c++) {
-        PyTuple_SET_ITEM(tuple, c, columns[c]);
-        columns[c] = NULL;
+    for (Py_ssize_t k = 0; k < slots; k++) {
+        Py_ssize_t i = chosen[k];
+        PyObject *u = AT(tokens, i), *key = NULL, *agent = NULL, *sum = NULL;
+        int failed = (AT(message_ids, i) != Py_None && (key = call_key(message_ids, L[O_REQUEST_ID], i)) == NULL) ||
+                     (agent = agent_of(L, names, i, main_agent, sidechain_agent)) == NULL ||
+                     (sum = input_tokens(u)) == NULL;
+        failed = failed || put_text(rows, C_SOURCE, source) || put_int(rows, C_LINE, AT(L[O_LINE], i)) ||
+                 put_cstr(rows, C_FORMAT, "claude-code") || put_text(rows, C_RECORD_ID, key ? key : Py_None) ||
+                 put_text(rows, C_TRACE_ID, AT(L[O_SESSION], i)) || put_text(rows, C_SPAN_ID, AT(message_ids, i)) ||
+                 put_text(rows, C_PARENT_ID, Py_None) || put_cstr(rows, C_KIND, "llm") ||
+                 put_text(rows, C_AGENT, agent) || put_text(rows, C_TENANT, tenant) ||
+                 put_text(rows, C_TOOL, Py_None) || put_time(rows, C_START, AT(held, k)) ||
+                 put_time(rows, C_END, Py_None) || put_cstr(rows, C_PROVIDER, "anthropic") ||
+                 put_text(rows, C_MODEL, AT(L[O_MODEL], i)) ||
+                 put_text(rows, C_TIER, PyUnicode_Check(AT(L[O_TIER], i)) ? AT(L[O_TIER], i) : Py_None) ||
+                 put_int(rows, C_INPUT, sum) ||
+                 put_int(rows, C_CACHE_READ, u == Py_None ? Py_None : PyTuple_GET_ITEM(u, 1)) ||
+                 put_int(rows, C_CACHE_WRITE, u == Py_None ? Py_None : PyTuple_GET_ITEM(u, 2)) ||
+                 put_int(rows, C_CACHE_WRITE_1H, u == Py_None ? Py_None : PyTuple_GET_ITEM(u, 3)) ||
+                 put_int(rows, C_OUTPUT, u == Py_None ? Py_None : PyTuple_GET_ITEM(u, 4)) ||
+                 put_cstr(rows, C_USAGE_SOURCE, u == Py_None ? NULL : "reported") ||
+                 put_float(rows, C_COST, AT(L[O_COST], i)) ||
+                 put_flag(rows, C_SIDECHAIN, AT(L[O_SIDECHAIN], i) == Py_True);
+        Py_XDECREF(key);
+        Py_XDECREF(agent);
+        Py_XDECREF(sum);
+        if (failed) goto fail_rows;
+        rows->rows++;
     }
-    result = Py_BuildValue("(nN)", merged, tuple);
+    for (Py_ssize_t k = 0; k < tools; k++) {
+        Py_ssize_t t = tool_rows[k];
+        Py_ssize_t i = PyLong_AsSsize_t(AT(tool_at, t));
+        PyObject *tool_id = AT(tool_ids, t), *agent = agent_of(L, names, i, main_agent, sidechain_agent);
+        PyObject *end = agent == NULL ? NULL : get_or_none(tool_end, tool_id);
+        int failed = end == NULL || put_text(rows, C_SOURCE, source) || put_int(rows, C_LINE, AT(L[O_LINE], i)) ||
+                     put_cstr(rows, C_FORMAT, "claude-code") || put_text(rows, C_RECORD_ID, tool_id) ||
+                     put_text(rows, C_TRACE_ID, AT(L[O_SESSION], i)) || put_text(rows, C_SPAN_ID, tool_id) ||
+                     put_text(rows, C_PARENT_ID, AT(message_ids, i)) || put_cstr(rows, C_KIND, "tool") ||
+                     put_text(rows, C_AGENT, agent) || put_text(rows, C_TENANT, tenant) ||
+                     put_text(rows, C_TOOL, AT(tool_names, t)) || put_time(rows, C_START, AT(stamps, i)) ||
+                     put_time(rows, C_END, end) || put_cstr(rows, C_PROVIDER, NULL) ||
+                     put_text(rows, C_MODEL, Py_None) || put_text(rows, C_TIER, Py_None) ||
+                     put_int(rows, C_INPUT, Py_None) || put_int(rows, C_CACHE_READ, Py_None) ||
+                     put_int(rows, C_CACHE_WRITE, Py_None) || put_int(rows, C_CACHE_WRITE_1H, Py_None) ||
+                     put_int(rows, C_OUTPUT, Py_None) || put_cstr(rows, C_USAGE_SOURCE, NULL) ||
+                     put_float(rows, C_COST, Py_None) ||
+                     put_flag(rows, C_SIDECHAIN, AT(L[O_SIDECHAIN], i) == Py_True);
+        Py_XDECREF(agent);
+        Py_XDECREF(end);
+        if (failed) goto fail_rows;
+        rows->rows++;
+    }
+    result = PyLong_FromSsize_t(merged);
     goto done;
+fail_rows:
+    rows_truncate(rows, before);
 fail:
     result = NULL;
 done:
-    for (int c = 0; c < 21; c++) Py_XDECREF(columns[c]);
     Py_XDECREF(calls);
     Py_XDECREF(held);
     Py_XDECREF(tool_first);
@@ -1284,4 +1529,13 @@ static struct PyModuleDef module = {
     .m_methods = methods,
 };
 
-PyMODINIT_FUNC PyInit__claude_scan(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__claude_scan(void) {
+    if (PyType_Ready(&RowsType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    if (PyModule_AddObjectRef(m, "Rows", (PyObject *)&RowsType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -137,16 +137,46 @@ class Columns:
         return pa.RecordBatch.from_arrays(arrays, schema=STEP_SCHEMA)
 
 
-Piece: TypeAlias = "pa.RecordBatch | list[dict[str, Any]] | Columns"
+class Held(Protocol):
+    """Rows of many files held together outside Python objects, made into one STEP_SCHEMA batch when first asked."""
+
+    def batch(self) -> pa.RecordBatch: ...
+
+
+@dataclass
+class Slice:
+    """Rows [start, stop) of `held`: a file's rows, or the rows of consecutive files (see `extend`)."""
+
+    held: Held
+    start: int
+    stop: int
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+    def extend(self, other: Slice) -> bool:
+        """Take in `other`'s rows when they follow these in the same held rows (False, unchanged, when not)."""
+        if other.held is not self.held or other.start != self.stop:
+            return False
+        self.stop = other.stop
+        return True
+
+    def batch(self) -> pa.RecordBatch:
+        return self.held.batch().slice(self.start, self.rows)
+
+
+Piece: TypeAlias = "pa.RecordBatch | list[dict[str, Any]] | Columns | Slice"
 """What a parser yields: a record batch in STEP_SCHEMA, or rows as dicts (missing keys are null) or as columns,
-which the caller turns into Arrow together with the rows of other files: one conversion per chunk of files."""
+which the caller turns into Arrow together with the rows of other files (one conversion per chunk of files), or a
+slice of rows held in Arrow buffers for many files at once."""
 
 
 def table_of(pieces: list[Piece]) -> pa.Table:
     """The rows of `pieces`, in order, as one STEP_SCHEMA table (consecutive row dicts, or consecutive columns,
     converted at once)."""
     batches: list[pa.RecordBatch] = []
-    pending: list[dict[str, Any]] | Columns | None = None
+    pending: list[dict[str, Any]] | Columns | Slice | None = None
 
     def flush() -> None:
         if isinstance(pending, list):
@@ -159,11 +189,15 @@ def table_of(pieces: list[Piece]) -> pa.Table:
             pending.extend(piece)
         elif isinstance(piece, Columns) and isinstance(pending, Columns) and pending.extend(piece):
             pass
-        elif isinstance(piece, list | Columns):
+        elif isinstance(piece, Slice) and isinstance(pending, Slice) and pending.extend(piece):
+            pass
+        elif isinstance(piece, list | Columns | Slice):
             flush()
             pending = (
                 list(piece)
                 if isinstance(piece, list)
+                else Slice(piece.held, piece.start, piece.stop)
+                if isinstance(piece, Slice)
                 else Columns({k: list(v) for k, v in piece.values.items()}, piece.rows, piece.iso_times)
             )
         else:
@@ -177,7 +211,7 @@ def table_of(pieces: list[Piece]) -> pa.Table:
 def piece_rows(piece: Piece) -> int:
     if isinstance(piece, list):
         return len(piece)
-    return piece.rows if isinstance(piece, Columns) else piece.num_rows
+    return piece.rows if isinstance(piece, Columns | Slice) else piece.num_rows
 
 
 class RowBuffer:

@@ -39,10 +39,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import numpy as np
+import pyarrow as pa
 
 from ..io import InputFile, ReadError, iter_blocks, iter_lines
-from ..schema import Kind, UsageSource
-from .base import Columns
+from ..schema import STEP_SCHEMA, Kind, UsageSource, nulls
+from .base import Columns, Slice
 from .claude_records import (
     Message,
     Progress,
@@ -58,10 +60,11 @@ if TYPE_CHECKING:
     from .claude_code import _FileState
 
 try:
+    from ._claude_scan import Rows as _Rows
     from ._claude_scan import merge as _merge
     from ._claude_scan import scan as _scan
 except ImportError:  # not built (no C compiler at install): the Python loop reads the lines, `_table` merges them
-    _scan = _merge = None
+    _scan = _merge = _Rows = None
 
 _ISO_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 """The timestamps Claude Code writes (JavaScript's `toISOString`): of one width, so they compare as times do.
@@ -145,7 +148,7 @@ def _tokens(usage: Usage) -> tuple[int, int, int, int | None, int]:
     return usage.input_tokens, usage.cache_read_input_tokens, write, write_1h, usage.output_tokens
 
 
-def parse_fast(state: _FileState) -> tuple[Columns | None, int, Counter[str]] | None:
+def parse_fast(state: _FileState) -> tuple[Columns | Slice | None, int, Counter[str]] | None:
     """(rows, records read, notes) of a clean file, or None when the reference path must read it."""
     from .claude_code import NOTE_PROGRESS_COPY, NOTE_UNKNOWN_TYPE, linked_types
 
@@ -390,45 +393,69 @@ def _table(state: _FileState, cols: _Columns, notes: Counter[str]) -> Columns | 
     return _columns(state, cols, held_calls, tools, tool_end)
 
 
-def _merged(state: _FileState, cols: _Columns, notes: Counter[str]) -> Columns | None:
-    """`_table` done by the compiled module, for the lists its scanner read."""
-    merged = _merge(
-        cols.scanned(), state.agent_name, "main", "sidechain", _TAGS_SIDECHAIN, _LLM, _TOOL, "anthropic", _REPORTED
-    )
+def _merged(state: _FileState, cols: _Columns, notes: Counter[str]) -> Slice | None:
+    """`_table` done by the compiled module, for the lists its scanner read: the rows go to the process's `_HELD`
+    rows as Arrow buffers, and the file's piece is its slice of them."""
+    held = _Held.current()
+    start = held.rows.count()
+    merged = _merge(cols.scanned(), state.agent_name, "main", "sidechain", held.rows, state.source.name, state.tenant)
     if merged is None:
         raise _GiveUp
-    count, columns = merged
-    if count:
-        notes["claude-code: repeated lines of one response merged"] += count
-    if columns is None:
-        return None
-    return _constants(state, dict(zip(_MERGED, columns, strict=True)))
+    if merged:
+        notes["claude-code: repeated lines of one response merged"] += merged
+    stop = held.rows.count()
+    return Slice(held, start, stop) if stop > start else None
 
 
-_MERGED = (
-    "line",
-    "record_id",
-    "trace_id",
-    "span_id",
-    "parent_id",
-    "kind",
-    "agent",
-    "tool",
-    "tags",
-    "start",
-    "end",
-    "provider",
-    "model",
-    "service_tier",
-    "input_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-    "usage_source",
-    "reported_cost_usd",
-)
-"""The columns `_claude_scan.merge` gives, in its order."""
+class _Held:
+    """The rows merged since the last `batch()` (an epoch); a file's piece is a slice of its epoch's rows. The first
+    `batch()` of an epoch takes all of them into one STEP_SCHEMA batch, and the next file starts a new epoch."""
+
+    _current: _Held | None = None
+
+    def __init__(self, rows: Any) -> None:
+        self.rows = rows
+        self._batch: pa.RecordBatch | None = None
+
+    @classmethod
+    def current(cls) -> _Held:
+        if cls._current is None or cls._current._batch is not None:
+            cls._current = _Held(_Rows())
+        return cls._current
+
+    def batch(self) -> pa.RecordBatch:
+        if self._batch is None:
+            count, parts = self.rows.take()
+            self._batch = _batch(count, parts)
+        return self._batch
+
+
+def _batch(count: int, parts: dict[str, tuple[bytes | None, bytes, bytes | None]]) -> pa.RecordBatch:
+    """A STEP_SCHEMA batch of the buffers `Rows.take` gives."""
+    arrays = []
+    for f in STEP_SCHEMA:
+        part = parts.get(f.name)
+        if f.name == "tags":
+            arrays.append(_sidechain_tags(np.frombuffer(parts["sidechain"][1], dtype=np.bool_)))
+        elif part is None:
+            arrays.append(nulls(count, f.type))
+        else:
+            valid, data, offsets = part
+            buffers = [None if valid is None else pa.py_buffer(valid)]
+            buffers += [pa.py_buffer(offsets)] if offsets is not None else []
+            arrays.append(pa.Array.from_buffers(f.type, count, [*buffers, pa.py_buffer(data)]))
+    return pa.RecordBatch.from_arrays(arrays, schema=STEP_SCHEMA)
+
+
+def _sidechain_tags(sidechain: np.ndarray) -> pa.Array:
+    """`tags` of rows: `{"sidechain": "true"}` where `sidechain`, else null (as `_TAGS_SIDECHAIN` converts)."""
+    offsets = np.zeros(len(sidechain) + 1, dtype=np.int32)
+    np.cumsum(sidechain, out=offsets[1:])
+    n = int(offsets[-1])
+    keys = pa.array(["sidechain"]).take(pa.array(np.zeros(n, dtype=np.int32)))
+    items = pa.array(["true"]).take(pa.array(np.zeros(n, dtype=np.int32)))
+    tags = pa.MapArray.from_arrays(pa.array(offsets), keys, items, mask=pa.array(~sidechain))
+    return tags.cast(STEP_SCHEMA.field("tags").type)
 
 
 def _constants(state: _FileState, values: dict[str, list[Any]]) -> Columns:
