@@ -398,3 +398,70 @@ def test_a_claude_code_session_is_known_from_its_first_lines() -> None:
     for path in sessions:
         found = _quick_detect(path.read_bytes()[:8192])
         assert found is not None and found.name == "claude-code", path.name
+
+
+class _Held:
+    def __init__(self, n: int) -> None:
+        self.whole = pa.RecordBatch.from_pydict({"x": list(range(n))})
+        self.asked = 0
+
+    def batch(self) -> pa.RecordBatch:
+        self.asked += 1
+        return self.whole
+
+
+def test_slices_of_held_rows_join_in_the_order_asked() -> None:
+    from costscope.parsers.base import Slice
+
+    held, other = _Held(10), _Held(3)
+    piece = Slice(held, 0, 2)
+    assert piece.extend(Slice(held, 2, 4))  # contiguous: still one range
+    assert piece.more == [] and piece.rows == 4
+    assert piece.extend(Slice(held, 7, 9)) and piece.extend(Slice(held, 4, 5)) and piece.extend(Slice(held, 5, 6))
+    assert not piece.extend(Slice(other, 0, 3))
+    assert piece.rows == 8 and piece.batch().column("x").to_pylist() == [0, 1, 2, 3, 7, 8, 4, 5]
+    assert Slice(held, 3, 6).batch().column("x").to_pylist() == [3, 4, 5]
+
+
+def _claude_line(session: str, n: int, agent: str | None = None) -> str:
+    record = {
+        "type": "assistant",
+        "sessionId": session,
+        "requestId": f"req_{session}_{n}",
+        "timestamp": f"2026-03-01T10:00:{n:02d}.000Z",
+        "message": {
+            "id": f"msg_{session}_{n}",
+            "model": "claude-sonnet-4-5-20250929",
+            "content": [{"type": "tool_use", "id": f"toolu_{session}_{n}", "name": "Bash", "input": {}}],
+            "usage": {
+                "input_tokens": 1,
+                "output_tokens": 2,
+                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": 0,
+            },
+        },
+    }
+    if agent is not None:
+        record.update(agentId=agent, isSidechain=True)
+    return json.dumps(record) + "\n"
+
+
+def test_a_chunk_of_claude_code_files_comes_back_as_one_batch(tmp_path: Path) -> None:
+    """Sessions are parsed before their subagent files, which come first in input order: the rows of the chunk
+    still make one batch, in input order."""
+    from costscope.parsers import claude_fast
+
+    project = tmp_path / "projects" / "-home-dev-x"
+    (project / "s1" / "subagents").mkdir(parents=True)
+    (project / "s1" / "subagents" / "agent-a1.jsonl").write_text("".join(_claude_line("s1", n, "a1") for n in range(3)))
+    (project / "s1.jsonl").write_text("".join(_claude_line("s1", n) for n in range(10, 14)))
+    (project / "s2.jsonl").write_text("".join(_claude_line("s2", n) for n in range(2)))
+    files = sorted(project.rglob("*.jsonl"))
+    assert files[0].name == "agent-a1.jsonl"  # input order: the subagent file first
+    table, results = ingest._parse_chunk([(InputFile(str(p), p), None, False, None) for p in files])
+    assert [r.rows for r in results] == [6, 8, 4] and table.num_rows == 18
+    assert table.column("source").to_pylist() == [
+        str(p) for p, n in zip(files, [6, 8, 4], strict=True) for _ in range(n)
+    ]
+    if claude_fast._scan is not None:
+        assert table.column("line").num_chunks == 1

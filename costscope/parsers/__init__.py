@@ -72,7 +72,12 @@ QUICK_SNIFF_BYTES = 8 * 1024
 
 
 def _quick_detect(prefix: bytes) -> Parser | None:
-    if prefix.count(b"\n") < SNIFF_LINES or first_object(prefix) is None:
+    end = -1
+    for _ in range(SNIFF_LINES):  # the first lines whole (a search per line: most of 8 KiB is not looked at)
+        end = prefix.find(b"\n", end + 1)
+        if end < 0:
+            return None
+    if first_object(prefix) is None:
         return None
     for parser in _all_parsers():
         if not getattr(parser, "sniffs_first_lines", False):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol, TypeAlias, TypeVar
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -145,25 +146,39 @@ class Held(Protocol):
 
 @dataclass
 class Slice:
-    """Rows [start, stop) of `held`: a file's rows, or the rows of consecutive files (see `extend`)."""
+    """Rows [start, stop) of `held` (a file's rows); `extend` adds other ranges of the same held rows after them."""
 
     held: Held
     start: int
     stop: int
+    more: list[tuple[int, int]] = field(default_factory=list)
+    """Further ranges, in order (files parsed in another order than the one their rows are wanted in)."""
 
     @property
     def rows(self) -> int:
-        return self.stop - self.start
+        return self.stop - self.start + sum(stop - start for start, stop in self.more)
 
     def extend(self, other: Slice) -> bool:
-        """Take in `other`'s rows when they follow these in the same held rows (False, unchanged, when not)."""
-        if other.held is not self.held or other.start != self.stop:
+        """Take in `other`'s rows after these when they are of the same held rows (False, unchanged, when not)."""
+        if other.held is not self.held:
             return False
-        self.stop = other.stop
+        for start, stop in [(other.start, other.stop), *other.more]:
+            last = self.more[-1] if self.more else (self.start, self.stop)
+            if start == last[1]:  # contiguous: one range
+                if self.more:
+                    self.more[-1] = (last[0], stop)
+                else:
+                    self.stop = stop
+            else:
+                self.more.append((start, stop))
         return True
 
     def batch(self) -> pa.RecordBatch:
-        return self.held.batch().slice(self.start, self.rows)
+        whole = self.held.batch()
+        if not self.more:
+            return whole.slice(self.start, self.stop - self.start)
+        ranges = [(self.start, self.stop), *self.more]
+        return whole.take(pa.array(np.concatenate([np.arange(a, b) for a, b in ranges]), pa.int64()))
 
 
 Piece: TypeAlias = "pa.RecordBatch | list[dict[str, Any]] | Columns | Slice"
@@ -196,7 +211,7 @@ def table_of(pieces: list[Piece]) -> pa.Table:
             pending = (
                 list(piece)
                 if isinstance(piece, list)
-                else Slice(piece.held, piece.start, piece.stop)
+                else Slice(piece.held, piece.start, piece.stop, list(piece.more))
                 if isinstance(piece, Slice)
                 else Columns({k: list(v) for k, v in piece.values.items()}, piece.rows, piece.iso_times)
             )
