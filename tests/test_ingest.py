@@ -8,6 +8,7 @@ import os
 import pickle
 import threading
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -16,7 +17,7 @@ from costscope import ingest
 from costscope.errors import CostscopeError, InputError
 from costscope.io import InputFile, ReadError
 from costscope.parse_cache import FileCache
-from costscope.schema import PARSED_SCHEMA, STEP_SCHEMA, nulls, with_shared_nulls
+from costscope.schema import PARSED_SCHEMA, STEP_SCHEMA, batch_from_rows, nulls, with_shared_nulls
 from costscope.steps import load_steps, order_steps
 
 
@@ -401,26 +402,33 @@ def test_a_claude_code_session_is_known_from_its_first_lines() -> None:
 
 
 class _Held:
-    def __init__(self, n: int) -> None:
-        self.whole = pa.RecordBatch.from_pydict({"x": list(range(n))})
-        self.asked = 0
+    def __init__(self, n: int, first: int = 0) -> None:
+        self.lines = list(range(first, first + n))
+        self.asked: list[list[tuple[int, int]]] = []
 
-    def batch(self) -> pa.RecordBatch:
-        self.asked += 1
-        return self.whole
+    def batch(self, ranges: list[tuple[int, int]]) -> pa.RecordBatch:
+        self.asked.append(ranges)
+        lines = [line for start, stop in ranges for line in self.lines[start:stop]]
+        return batch_from_rows([{"source": "f", "line": line, "kind": "llm"} for line in lines])
 
 
-def test_slices_of_held_rows_join_in_the_order_asked() -> None:
-    from costscope.parsers.base import Slice
+def test_slices_of_held_rows_come_in_the_order_of_the_pieces() -> None:
+    from costscope.parsers.base import Slice, table_of
 
-    held, other = _Held(10), _Held(3)
-    piece = Slice(held, 0, 2)
-    assert piece.extend(Slice(held, 2, 4))  # contiguous: still one range
-    assert piece.more == [] and piece.rows == 4
-    assert piece.extend(Slice(held, 7, 9)) and piece.extend(Slice(held, 4, 5)) and piece.extend(Slice(held, 5, 6))
-    assert not piece.extend(Slice(other, 0, 3))
-    assert piece.rows == 8 and piece.batch().column("x").to_pylist() == [0, 1, 2, 3, 7, 8, 4, 5]
-    assert Slice(held, 3, 6).batch().column("x").to_pylist() == [3, 4, 5]
+    held, other = _Held(10), _Held(3, first=100)
+    pieces: list[Any] = [
+        Slice(held, 0, 2),
+        Slice(held, 2, 4),  # contiguous with the last: one range
+        Slice(held, 7, 9),
+        [{"source": "g", "line": 50, "kind": "tool"}],  # a piece of another kind in between
+        Slice(held, 4, 5),
+        Slice(other, 0, 3),
+        Slice(held, 5, 6),
+    ]
+    table = table_of(pieces)
+    assert table.column("line").to_pylist() == [0, 1, 2, 3, 7, 8, 50, 4, 100, 101, 102, 5]
+    assert held.asked == [[(0, 4), (7, 9), (4, 6)]] and other.asked == [[(0, 3)]]  # one batch each
+    assert table_of([]).num_rows == 0
 
 
 def _claude_line(session: str, n: int, agent: str | None = None) -> str:

@@ -1141,47 +1141,122 @@ static void Rows_dealloc(Rows *R) {
     Py_TYPE(R)->tp_free((PyObject *)R);
 }
 
-static PyObject *bytes_of(const Buf *b) { return PyBytes_FromStringAndSize(b->p ? b->p : "", b->len); }
 
 PyDoc_STRVAR(Rows_take_doc,
-             "take() -> (rows, {column: (validity | None, data, offsets | None)})\n\n"
-             "The rows appended since the last take, as Arrow buffers (text: int32 offsets and UTF-8 data; times:\n"
-             "int64 microseconds; `sidechain`: one byte per row); the builder is empty afterwards.");
+             "take(ranges=None) -> (rows, {column: (validity | None, data, offsets | None)})\n\n"
+             "The rows held, or those of `ranges` ((start, stop) pairs) in that order, as Arrow buffers (text: int32\n"
+             "offsets and UTF-8 data; times: int64 microseconds; `sidechain`: one byte per row). The builder is\n"
+             "empty afterwards: rows outside `ranges` are dropped.");
 
-static PyObject *Rows_take(Rows *R, PyObject *unused) {
-    PyObject *columns = PyDict_New();
-    if (columns == NULL) return NULL;
-    for (int i = 0; i < N_COLS; i++) {
-        Column *c = &R->cols[i];
-        PyObject *valid = c->nulls && COLUMN_KINDS[i] != K_FLAG ? bytes_of(&c->valid) : Py_NewRef(Py_None);
-        PyObject *offsets = Py_None;
-        if (COLUMN_KINDS[i] == K_TEXT) {
-            if (c->offsets.len == 0) {
-                int32_t zero = 0;
-                offsets = PyBytes_FromStringAndSize((const char *)&zero, 4);
-            } else {
-                offsets = bytes_of(&c->offsets);
-            }
-        } else {
-            Py_INCREF(offsets);
+/* The buffers of column `c` for rows `ranges` (n pairs) in order; `total` rows. */
+static PyObject *taken(const Column *c, int kind, const Py_ssize_t *ranges, Py_ssize_t n, Py_ssize_t total) {
+    PyObject *valid = NULL, *data = NULL, *offsets = NULL;
+    Py_ssize_t width = kind == K_FLAG ? 1 : 8;
+    if (c->nulls && kind != K_FLAG) {
+        valid = PyBytes_FromStringAndSize(NULL, (total + 7) / 8);
+        if (valid == NULL) goto fail;
+        unsigned char *bits = (unsigned char *)PyBytes_AS_STRING(valid);
+        memset(bits, 0, (size_t)((total + 7) / 8));
+        Py_ssize_t at = 0;
+        for (Py_ssize_t k = 0; k < n; k++)
+            for (Py_ssize_t r = ranges[2 * k]; r < ranges[2 * k + 1]; r++, at++)
+                if (c->valid.p[r / 8] & (1 << (r % 8))) bits[at / 8] |= (unsigned char)(1 << (at % 8));
+    }
+    if (kind == K_TEXT) {
+        const int32_t *from = (const int32_t *)c->offsets.p;
+        int32_t zero = 0;
+        Py_ssize_t bytes = 0;
+        for (Py_ssize_t k = 0; k < n && from; k++) bytes += from[ranges[2 * k + 1]] - from[ranges[2 * k]];
+        offsets = PyBytes_FromStringAndSize(NULL, 4 * (total + 1));
+        data = PyBytes_FromStringAndSize(NULL, bytes);
+        if (offsets == NULL || data == NULL) goto fail;
+        int32_t *to = (int32_t *)PyBytes_AS_STRING(offsets);
+        char *text = PyBytes_AS_STRING(data);
+        int32_t end = 0;
+        memcpy(to, &zero, 4);
+        Py_ssize_t at = 0;
+        for (Py_ssize_t k = 0; k < n && from; k++) {
+            Py_ssize_t a = ranges[2 * k], b = ranges[2 * k + 1];
+            memcpy(text + end, c->data.p + from[a], (size_t)(from[b] - from[a]));
+            for (Py_ssize_t r = a; r < b; r++) to[++at] = end + (from[r + 1] - from[a]);
+            end += from[b] - from[a];
         }
-        PyObject *part = valid && offsets ? Py_BuildValue("(NNN)", valid, bytes_of(&c->data), offsets) : NULL;
+        if (!from)
+            for (Py_ssize_t r = 1; r <= total; r++) to[r] = 0;
+    } else {
+        data = PyBytes_FromStringAndSize(NULL, width * total);
+        if (data == NULL) goto fail;
+        char *to = PyBytes_AS_STRING(data);
+        for (Py_ssize_t k = 0; k < n; k++) {
+            Py_ssize_t a = ranges[2 * k], b = ranges[2 * k + 1];
+            memcpy(to, c->data.p + width * a, (size_t)(width * (b - a)));
+            to += width * (b - a);
+        }
+        offsets = Py_NewRef(Py_None);
+    }
+    return Py_BuildValue("(NNN)", valid ? valid : Py_NewRef(Py_None), data, offsets);
+fail:
+    Py_XDECREF(valid);
+    Py_XDECREF(data);
+    Py_XDECREF(offsets);
+    return NULL;
+}
+
+static PyObject *Rows_take(Rows *R, PyObject *args) {
+    PyObject *spec = Py_None;
+    if (!PyArg_ParseTuple(args, "|O:take", &spec)) return NULL;
+    Py_ssize_t n = 1, total = 0;
+    Py_ssize_t *ranges = NULL;
+    PyObject *columns = NULL, *result = NULL, *seq = NULL;
+    if (spec == Py_None) {
+        ranges = PyMem_Malloc(2 * sizeof(Py_ssize_t));
+        if (ranges == NULL) return PyErr_NoMemory();
+        ranges[0] = 0;
+        ranges[1] = total = R->rows;
+    } else {
+        seq = PySequence_Fast(spec, "take: ranges must be a sequence of (start, stop)");
+        if (seq == NULL) return NULL;
+        n = PySequence_Fast_GET_SIZE(seq);
+        ranges = PyMem_Malloc((size_t)(2 * (n ? n : 1)) * sizeof(Py_ssize_t));
+        if (ranges == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t k = 0; k < n; k++) {
+            Py_ssize_t a, b;
+            if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "nn:range", &a, &b)) goto done;
+            if (a < 0 || a > b || b > R->rows) {
+                PyErr_Format(PyExc_ValueError, "take: range (%zd, %zd) outside the %zd rows held", a, b, R->rows);
+                goto done;
+            }
+            ranges[2 * k] = a;
+            ranges[2 * k + 1] = b;
+            total += b - a;
+        }
+    }
+    columns = PyDict_New();
+    if (columns == NULL) goto done;
+    for (int i = 0; i < N_COLS; i++) {
+        PyObject *part = taken(&R->cols[i], COLUMN_KINDS[i], ranges, n, total);
         if (part == NULL || PyDict_SetItemString(columns, COLUMN_NAMES[i], part) < 0) {
             Py_XDECREF(part);
-            Py_DECREF(columns);
-            return NULL;
+            goto done;
         }
         Py_DECREF(part);
     }
-    PyObject *result = Py_BuildValue("(nN)", R->rows, columns);
-    rows_clear(R);
+    result = Py_BuildValue("(nO)", total, columns);
+    if (result != NULL) rows_clear(R);
+done:
+    Py_XDECREF(columns);
+    Py_XDECREF(seq);
+    PyMem_Free(ranges);
     return result;
 }
 
 static PyObject *Rows_len(Rows *R, PyObject *unused) { return PyLong_FromSsize_t(R->rows); }
 
 static PyMethodDef Rows_methods[] = {
-    {"take", (PyCFunction)Rows_take, METH_NOARGS, Rows_take_doc},
+    {"take", (PyCFunction)Rows_take, METH_VARARGS, Rows_take_doc},
     {"count", (PyCFunction)Rows_len, METH_NOARGS, "count() -> the rows held"},
     {NULL, NULL, 0, NULL},
 };

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol, TypeAlias, TypeVar
 
-import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -139,46 +138,33 @@ class Columns:
 
 
 class Held(Protocol):
-    """Rows of many files held together outside Python objects, made into one STEP_SCHEMA batch when first asked."""
+    """Rows of many files held together outside Python objects (a file's piece is a `Slice` of them)."""
 
-    def batch(self) -> pa.RecordBatch: ...
+    def batch(self, ranges: list[tuple[int, int]]) -> pa.RecordBatch:
+        """The rows of `ranges` ((start, stop) pairs), in that order, as one STEP_SCHEMA batch; asked once."""
+        ...
 
 
 @dataclass
 class Slice:
-    """Rows [start, stop) of `held` (a file's rows); `extend` adds other ranges of the same held rows after them."""
+    """Rows [start, stop) of `held`: a file's rows."""
 
     held: Held
     start: int
     stop: int
-    more: list[tuple[int, int]] = field(default_factory=list)
-    """Further ranges, in order (files parsed in another order than the one their rows are wanted in)."""
 
     @property
     def rows(self) -> int:
-        return self.stop - self.start + sum(stop - start for start, stop in self.more)
+        return self.stop - self.start
 
-    def extend(self, other: Slice) -> bool:
-        """Take in `other`'s rows after these when they are of the same held rows (False, unchanged, when not)."""
-        if other.held is not self.held:
-            return False
-        for start, stop in [(other.start, other.stop), *other.more]:
-            last = self.more[-1] if self.more else (self.start, self.stop)
-            if start == last[1]:  # contiguous: one range
-                if self.more:
-                    self.more[-1] = (last[0], stop)
-                else:
-                    self.stop = stop
-            else:
-                self.more.append((start, stop))
-        return True
 
-    def batch(self) -> pa.RecordBatch:
-        whole = self.held.batch()
-        if not self.more:
-            return whole.slice(self.start, self.stop - self.start)
-        ranges = [(self.start, self.stop), *self.more]
-        return whole.take(pa.array(np.concatenate([np.arange(a, b) for a, b in ranges]), pa.int64()))
+@dataclass
+class _SliceRun:
+    """Consecutive slices of one held: the next `rows` rows of its batch, which `table_of` asked for in the order
+    of its slices (files may be parsed in another order than the one their rows are wanted in)."""
+
+    held: Held
+    rows: int
 
 
 Piece: TypeAlias = "pa.RecordBatch | list[dict[str, Any]] | Columns | Slice"
@@ -188,14 +174,19 @@ slice of rows held in Arrow buffers for many files at once."""
 
 
 def table_of(pieces: list[Piece]) -> pa.Table:
-    """The rows of `pieces`, in order, as one STEP_SCHEMA table (consecutive row dicts, or consecutive columns,
-    converted at once)."""
+    """The rows of `pieces`, in order, as one STEP_SCHEMA table (consecutive row dicts, consecutive columns or
+    consecutive slices of held rows converted at once; the slices of one held rows made in one batch)."""
     batches: list[pa.RecordBatch] = []
-    pending: list[dict[str, Any]] | Columns | Slice | None = None
+    pending: list[dict[str, Any]] | Columns | _SliceRun | None = None
+    held_batches = _held_batches(pieces)
 
     def flush() -> None:
         if isinstance(pending, list):
             batches.append(batch_from_rows(pending))
+        elif isinstance(pending, _SliceRun):
+            batch, at = held_batches[id(pending.held)]
+            batches.append(batch.slice(at, pending.rows))
+            held_batches[id(pending.held)] = (batch, at + pending.rows)
         elif pending is not None:
             batches.append(pending.batch())
 
@@ -204,14 +195,14 @@ def table_of(pieces: list[Piece]) -> pa.Table:
             pending.extend(piece)
         elif isinstance(piece, Columns) and isinstance(pending, Columns) and pending.extend(piece):
             pass
-        elif isinstance(piece, Slice) and isinstance(pending, Slice) and pending.extend(piece):
-            pass
+        elif isinstance(piece, Slice) and isinstance(pending, _SliceRun) and pending.held is piece.held:
+            pending.rows += piece.rows
         elif isinstance(piece, list | Columns | Slice):
             flush()
             pending = (
                 list(piece)
                 if isinstance(piece, list)
-                else Slice(piece.held, piece.start, piece.stop, list(piece.more))
+                else _SliceRun(piece.held, piece.rows)
                 if isinstance(piece, Slice)
                 else Columns({k: list(v) for k, v in piece.values.items()}, piece.rows, piece.iso_times)
             )
@@ -221,6 +212,19 @@ def table_of(pieces: list[Piece]) -> pa.Table:
             batches.append(piece)
     flush()
     return pa.Table.from_batches(batches, schema=STEP_SCHEMA) if batches else empty_table()
+
+
+def _held_batches(pieces: list[Piece]) -> dict[int, tuple[pa.RecordBatch, int]]:
+    """For each held rows that `pieces` slice: (its batch of those slices' rows in their order, 0)."""
+    wanted: dict[int, tuple[Held, list[tuple[int, int]]]] = {}
+    for piece in pieces:
+        if isinstance(piece, Slice):
+            ranges = wanted.setdefault(id(piece.held), (piece.held, []))[1]
+            if ranges and ranges[-1][1] == piece.start:  # contiguous: one range
+                ranges[-1] = (ranges[-1][0], piece.stop)
+            else:
+                ranges.append((piece.start, piece.stop))
+    return {key: (held.batch(ranges), 0) for key, (held, ranges) in wanted.items()}
 
 
 def piece_rows(piece: Piece) -> int:

@@ -408,26 +408,27 @@ def _merged(state: _FileState, cols: _Columns, notes: Counter[str]) -> Slice | N
 
 
 class _Held:
-    """The rows merged since the last `batch()` (an epoch); a file's piece is a slice of its epoch's rows. The first
-    `batch()` of an epoch takes all of them into one STEP_SCHEMA batch, and the next file starts a new epoch."""
+    """The rows merged since the last `batch` (an epoch); a file's piece is a slice of its epoch's rows. `batch` takes
+    the rows asked for, in the order asked (one copy, in C), and the next file starts a new epoch."""
 
     _current: _Held | None = None
 
     def __init__(self, rows: Any) -> None:
         self.rows = rows
-        self._batch: pa.RecordBatch | None = None
+        self.taken = False
 
     @classmethod
     def current(cls) -> _Held:
-        if cls._current is None or cls._current._batch is not None:
+        if cls._current is None or cls._current.taken:
             cls._current = _Held(_Rows())
         return cls._current
 
-    def batch(self) -> pa.RecordBatch:
-        if self._batch is None:
-            count, parts = self.rows.take()
-            self._batch = _batch(count, parts)
-        return self._batch
+    def batch(self, ranges: list[tuple[int, int]]) -> pa.RecordBatch:
+        if self.taken:
+            raise RuntimeError("the rows of these files were made into a batch already")
+        self.taken = True
+        count, parts = self.rows.take(ranges)
+        return _batch(count, parts)
 
 
 def _batch(count: int, parts: dict[str, tuple[bytes | None, bytes, bytes | None]]) -> pa.RecordBatch:
