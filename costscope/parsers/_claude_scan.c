@@ -236,62 +236,69 @@ static int literal(Parser *P, const char *word, Py_ssize_t n) {
 
 static int value(Parser *P);
 
-static int skip_object(Parser *P) {
-    if (++P->depth > MAX_DEPTH) return GIVE_UP;
+/* The fields of an object, one at a time: `field(P, key, n, target, seen)` reads the value of each key (skipping
+ * the keys it does not know) and gives up on a known key seen twice. Without `field` every value is skipped (and a
+ * key may hold escapes: it is not compared). */
+typedef int (*FieldReader)(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen);
+
+/* The items of an array, one at a time: `item(P, target)` reads each (without it, each is skipped). */
+typedef int (*ItemReader)(Parser *P, void *target);
+
+/* The separator after a member or item: 1 for another one, 0 at `close` (consumed), or GIVE_UP. */
+static inline int next_member(Parser *P, char close) {
+    skip_ws(P);
+    if (P->s >= P->end) return -GIVE_UP;
+    if (*P->s == ',') {
+        P->s++;
+        skip_ws(P);
+        return 1;
+    }
+    if (*P->s != close) return -GIVE_UP;
+    P->s++;
+    P->depth--;
+    return 0;
+}
+
+/* The opening of an object or array: 1 when it has members, 0 when empty (consumed), or -GIVE_UP. */
+static inline int open_members(Parser *P, char close) {
+    if (++P->depth > MAX_DEPTH) return -GIVE_UP;
     P->s++;
     skip_ws(P);
-    if (P->s < P->end && *P->s == '}') {
+    if (P->s < P->end && *P->s == close) {
         P->s++;
         P->depth--;
-        return OK;
+        return 0;
     }
-    for (;;) {
+    return 1;
+}
+
+static int fields(Parser *P, FieldReader field, void *target) {
+    unsigned seen = 0;
+    int more = open_members(P, '}');
+    while (more > 0) {
+        Str key = {0};
+        int escaped;
         if (P->s >= P->end || *P->s != '"') return GIVE_UP;
-        if (string(P, NULL, NULL)) return GIVE_UP;
+        if (string(P, &key, &escaped) || (escaped && field != NULL)) return GIVE_UP;
         skip_ws(P);
         if (P->s >= P->end || *P->s != ':') return GIVE_UP;
         P->s++;
         skip_ws(P);
-        int r = value(P);
+        int r = field != NULL ? field(P, key.p, key.n, target, &seen) : value(P);
         if (r) return r;
-        skip_ws(P);
-        if (P->s >= P->end) return GIVE_UP;
-        if (*P->s == ',') {
-            P->s++;
-            skip_ws(P);
-            continue;
-        }
-        if (*P->s != '}') return GIVE_UP;
-        P->s++;
-        P->depth--;
-        return OK;
+        more = next_member(P, '}');
     }
+    return more < 0 ? -more : OK;
 }
 
-static int skip_array(Parser *P) {
-    if (++P->depth > MAX_DEPTH) return GIVE_UP;
-    P->s++;
-    skip_ws(P);
-    if (P->s < P->end && *P->s == ']') {
-        P->s++;
-        P->depth--;
-        return OK;
-    }
-    for (;;) {
-        int r = value(P);
+static int items(Parser *P, ItemReader item, void *target) {
+    int more = open_members(P, ']');
+    while (more > 0) {
+        int r = item != NULL ? item(P, target) : value(P);
         if (r) return r;
-        skip_ws(P);
-        if (P->s >= P->end) return GIVE_UP;
-        if (*P->s == ',') {
-            P->s++;
-            skip_ws(P);
-            continue;
-        }
-        if (*P->s != ']') return GIVE_UP;
-        P->s++;
-        P->depth--;
-        return OK;
+        more = next_member(P, ']');
     }
+    return more < 0 ? -more : OK;
 }
 
 /* Any value, checked and skipped. */
@@ -299,8 +306,8 @@ static int value(Parser *P) {
     if (P->s >= P->end) return GIVE_UP;
     switch (*P->s) {
         case '"': return string(P, NULL, NULL);
-        case '{': return skip_object(P);
-        case '[': return skip_array(P);
+        case '{': return fields(P, NULL, NULL);
+        case '[': return items(P, NULL, NULL);
         case 't': return literal(P, "true", 4);
         case 'f': return literal(P, "false", 5);
         case 'n': return literal(P, "null", 4);
@@ -365,45 +372,6 @@ static int count_or_null(Parser *P, int *present, int64_t *out) {
     }
     *present = 1;
     return count(P, out);
-}
-
-/* The fields of an object, one at a time: `field(P, key, n, target, seen)` reads the value of each key (skipping
- * the keys it does not know) and gives up on a known key seen twice. */
-typedef int (*FieldReader)(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen);
-
-static int fields(Parser *P, FieldReader field, void *target) {
-    unsigned seen = 0;
-    if (++P->depth > MAX_DEPTH) return GIVE_UP;
-    P->s++;
-    skip_ws(P);
-    if (P->s < P->end && *P->s == '}') {
-        P->s++;
-        P->depth--;
-        return OK;
-    }
-    for (;;) {
-        Str key = {0};
-        int escaped;
-        if (P->s >= P->end || *P->s != '"') return GIVE_UP;
-        if (string(P, &key, &escaped) || escaped) return GIVE_UP;
-        skip_ws(P);
-        if (P->s >= P->end || *P->s != ':') return GIVE_UP;
-        P->s++;
-        skip_ws(P);
-        int r = field(P, key.p, key.n, target, &seen);
-        if (r) return r;
-        skip_ws(P);
-        if (P->s >= P->end) return GIVE_UP;
-        if (*P->s == ',') {
-            P->s++;
-            skip_ws(P);
-            continue;
-        }
-        if (*P->s != '}') return GIVE_UP;
-        P->s++;
-        P->depth--;
-        return OK;
-    }
 }
 
 #define KEY(word) (n == (Py_ssize_t)(sizeof(word) - 1) && memcmp(key, word, sizeof(word) - 1) == 0)
@@ -490,45 +458,23 @@ static int block_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned 
     return value(P);
 }
 
-/* `list[Block]`: each item an object. */
-static int blocks(Parser *P, Line *L) {
-    if (++P->depth > MAX_DEPTH) return GIVE_UP;
-    P->s++;
-    skip_ws(P);
-    L->content_is_list = 1;
-    if (P->s < P->end && *P->s == ']') {
-        P->s++;
-        P->depth--;
-        return OK;
-    }
-    for (;;) {
-        if (!at_object(P)) return GIVE_UP;
-        if (L->blocks == P->block_capacity) {
-            Py_ssize_t capacity = P->block_capacity ? 2 * P->block_capacity : 16;
-            Block *grown = PyMem_Realloc(P->blocks, (size_t)capacity * sizeof(Block));
-            if (grown == NULL) {
-                PyErr_NoMemory();
-                return FAILED;
-            }
-            P->blocks = grown;
-            P->block_capacity = capacity;
+/* A `Block` of `list[Block]`: an object. */
+static int block(Parser *P, void *target) {
+    Line *L = target;
+    if (!at_object(P)) return GIVE_UP;
+    if (L->blocks == P->block_capacity) {
+        Py_ssize_t capacity = P->block_capacity ? 2 * P->block_capacity : 16;
+        Block *grown = PyMem_Realloc(P->blocks, (size_t)capacity * sizeof(Block));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return FAILED;
         }
-        Block *B = &P->blocks[L->blocks++];
-        memset(B, 0, sizeof(Block));
-        int r = fields(P, block_field, B);
-        if (r) return r;
-        skip_ws(P);
-        if (P->s >= P->end) return GIVE_UP;
-        if (*P->s == ',') {
-            P->s++;
-            skip_ws(P);
-            continue;
-        }
-        if (*P->s != ']') return GIVE_UP;
-        P->s++;
-        P->depth--;
-        return OK;
+        P->blocks = grown;
+        P->block_capacity = capacity;
     }
+    Block *B = &P->blocks[L->blocks++];
+    memset(B, 0, sizeof(Block));
+    return fields(P, block_field, B);
 }
 
 static int message_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *seen) {
@@ -556,7 +502,10 @@ static int message_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigne
     if (KEY("content")) {
         ONCE(3);
         if (P->s < P->end && *P->s == '"') return string(P, NULL, NULL);
-        if (P->s < P->end && *P->s == '[') return blocks(P, L);
+        if (P->s < P->end && *P->s == '[') {
+            L->content_is_list = 1;
+            return items(P, block, L);
+        }
         return is_null(P) ? OK : GIVE_UP;
     }
     return value(P);
