@@ -272,7 +272,10 @@ def iter_lines(
             if not last.isspace():
                 yield lineno, last
     except (OSError, EOFError) as exc:
-        _read_error(source, lineno, exc, on_read_error)
+        error = ReadError(source.name, lineno + 1, f"cannot read further: {exc}")
+        if on_read_error is None:
+            raise error from exc
+        on_read_error(error)
 
 
 def iter_blocks(source: InputFile) -> Iterator[bytes | memoryview]:
@@ -315,15 +318,6 @@ def _blocks(source: InputFile) -> Iterator[bytes]:
                 block = block.removeprefix(UTF8_BOM)
                 first = False
             yield block
-
-
-def _read_error(
-    source: InputFile, lineno: int, exc: OSError | EOFError, on_read_error: Callable[[ReadError], None] | None
-) -> None:
-    error = ReadError(source.name, lineno + 1, f"cannot read further: {exc}")
-    if on_read_error is None:
-        raise error from exc
-    on_read_error(error)
 
 
 PLAIN_BLOCK = 1 << 20
