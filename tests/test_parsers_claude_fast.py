@@ -508,3 +508,26 @@ def test_the_scanner_is_built_where_a_c_compiler_is() -> None:
     if shutil.which(compiler) is None:
         pytest.skip(f"no C compiler ({compiler}): the Python path reads Claude Code logs")
     assert NATIVE, "costscope.parsers._claude_scan is not built: reinstall (pip install -e .) and read its errors"
+
+
+def test_threads_parsing_at_once_each_get_their_own_rows(tmp_path: Path) -> None:
+    """The scanner holds merged rows per thread: files parsed by several threads at once give the rows of a serial
+    parse."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = []
+    for seed in range(12):
+        path = tmp_path / "proj" / f"s{seed}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(record) + "\n" for record in _session(seed)))
+        paths.append(path)
+
+    def parse(path: Path) -> ingest.FileResult:
+        return ingest.parse_file(InputFile(str(path), path), "claude-code", strict=False)
+
+    serial = [parse(p) for p in paths]
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            threaded = list(pool.map(parse, paths))
+        for one, other in zip(serial, threaded, strict=True):
+            assert one.table.equals(other.table)

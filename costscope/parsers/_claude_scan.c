@@ -1323,10 +1323,10 @@ static PyObject *input_tokens(PyObject *tokens) {
 }
 
 PyDoc_STRVAR(merge_doc,
-             "merge(out, agent_name, main, sidechain, rows, source, tenant) -> merged | None\n\n"
+             "merge(out, agent_name, main, sidechain, rows, source, tenant) -> (merged, start, stop) | None\n\n"
              "Append the rows of one file, from what `scan` read into `out`, to `rows` (`claude_fast._table` and\n"
-             "`_columns`); returns the lines merged into others, or None to give up (a time not in toISOString\n"
-             "form or not a real time), appending nothing.");
+             "`_columns`); returns the lines merged into others and where the file's rows are in `rows`, or None to\n"
+             "give up (a time not in toISOString form or not a real time), appending nothing.");
 
 static PyObject *merge(PyObject *self, PyObject *args) {
     PyObject *out, *agent_name, *main_agent, *sidechain_agent, *source, *tenant;
@@ -1462,7 +1462,7 @@ static PyObject *merge(PyObject *self, PyObject *args) {
         }
     }
     if (!slots && !tools) {
-        result = PyLong_FromSsize_t(merged);
+        result = Py_BuildValue("(nnn)", merged, rows->rows, rows->rows);
         goto done;
     }
 
@@ -1521,7 +1521,7 @@ static PyObject *merge(PyObject *self, PyObject *args) {
         if (failed) goto fail_rows;
         rows->rows++;
     }
-    result = PyLong_FromSsize_t(merged);
+    result = Py_BuildValue("(nnn)", merged, before, rows->rows);
     goto done;
 fail_rows:
     rows_truncate(rows, before);

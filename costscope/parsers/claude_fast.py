@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -397,31 +398,30 @@ def _merged(state: _FileState, cols: _Columns, notes: Counter[str]) -> Slice | N
     """`_table` done by the compiled module, for the lists its scanner read: the rows go to the process's `_HELD`
     rows as Arrow buffers, and the file's piece is its slice of them."""
     held = _Held.current()
-    start = held.rows.count()
-    merged = _merge(cols.scanned(), state.agent_name, "main", "sidechain", held.rows, state.source.name, state.tenant)
-    if merged is None:
+    done = _merge(cols.scanned(), state.agent_name, "main", "sidechain", held.rows, state.source.name, state.tenant)
+    if done is None:
         raise _GiveUp
+    merged, start, stop = done
     if merged:
         notes["claude-code: repeated lines of one response merged"] += merged
-    stop = held.rows.count()
     return Slice(held, start, stop) if stop > start else None
 
 
 class _Held:
-    """The rows merged since the last `batch` (an epoch); a file's piece is a slice of its epoch's rows. `batch` takes
-    the rows asked for, in the order asked (one copy, in C), and the next file starts a new epoch."""
-
-    _current: _Held | None = None
+    """The rows merged since the last `batch` (an epoch) by one thread; a file's piece is a slice of its epoch's
+    rows. `batch` takes the rows asked for, in the order asked (one copy, in C), and the next file starts a new
+    epoch."""
 
     def __init__(self, rows: Any) -> None:
         self.rows = rows
         self.taken = False
 
-    @classmethod
-    def current(cls) -> _Held:
-        if cls._current is None or cls._current.taken:
-            cls._current = _Held(_Rows())
-        return cls._current
+    @staticmethod
+    def current() -> _Held:
+        held: _Held | None = getattr(_THREAD, "held", None)
+        if held is None or held.taken:
+            held = _THREAD.held = _Held(_Rows())
+        return held
 
     def batch(self, ranges: list[tuple[int, int]]) -> pa.RecordBatch:
         if self.taken:
@@ -429,6 +429,10 @@ class _Held:
         self.taken = True
         count, parts = self.rows.take(ranges)
         return _batch(count, parts)
+
+
+_THREAD = threading.local()
+"""Each thread's current `_Held` (threads that parse at once do not share one)."""
 
 
 def _batch(count: int, parts: dict[str, tuple[bytes | None, bytes, bytes | None]]) -> pa.RecordBatch:
