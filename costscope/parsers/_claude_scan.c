@@ -667,8 +667,10 @@ enum {
 typedef struct {
     PyObject *lists[N_OUT];
     Py_ssize_t synthetic, unknown;
-    Str last_session, last_model, last_agent; /* the strings made last, reused while a file repeats them */
-    PyObject *session, *model, *agent;
+    Str last_session, last_model, last_agent, last_tier, last_tool; /* the strings made last, reused while a */
+    PyObject *session, *model, *agent, *tier, *tool;                  /* file repeats them */
+    Str last_stamp; /* and a user line's time, for each of its tool results */
+    PyObject *stamp;
 } Out;
 
 static inline int equals(const Str *s, const char *word) {
@@ -682,14 +684,14 @@ static PyObject *text(const Str *s, int truthy) {
     return PyUnicode_DecodeUTF8((const char *)s->p, s->n, "strict");
 }
 
-/* `text(s, 1)` through a one-entry cache. */
-static PyObject *cached_text(const Str *s, Str *last, PyObject **made) {
-    if (!s->is_str || s->n == 0) Py_RETURN_NONE;
+/* `text(s, truthy)` through a one-entry cache. */
+static PyObject *cached_text(const Str *s, int truthy, Str *last, PyObject **made) {
+    if (!s->is_str || (truthy && s->n == 0)) Py_RETURN_NONE;
     if (*made != NULL && last->n == s->n && memcmp(last->p, s->p, (size_t)s->n) == 0) {
         Py_INCREF(*made);
         return *made;
     }
-    PyObject *fresh = text(s, 1);
+    PyObject *fresh = text(s, truthy);
     if (fresh == NULL) return NULL;
     Py_XSETREF(*made, Py_NewRef(fresh));
     *last = *s;
@@ -747,14 +749,14 @@ static int assistant(Out *O, const Line *L, const Block *B, Py_ssize_t lineno) {
         return GIVE_UP;
     }
     if ((r = add(O, O_TOKENS, counted))) return r;
-    if ((r = add(O, O_TIER, text(&L->tier, 0)))) return r;
+    if ((r = add(O, O_TIER, cached_text(&L->tier, 0, &O->last_tier, &O->tier)))) return r;
     Py_ssize_t at = PyList_GET_SIZE(O->lists[O_LINE]);
     if ((r = add(O, O_LINE, PyLong_FromSsize_t(lineno)))) return r;
     if ((r = add(O, O_MESSAGE_ID, text(&L->message_id, 1)))) return r;
     if ((r = add(O, O_REQUEST_ID, text(&L->request_id, 1)))) return r;
-    if ((r = add(O, O_MODEL, cached_text(&L->model, &O->last_model, &O->model)))) return r;
-    if ((r = add(O, O_SESSION, cached_text(&L->session_id, &O->last_session, &O->session)))) return r;
-    if ((r = add(O, O_AGENT_ID, cached_text(&L->agent_id, &O->last_agent, &O->agent)))) return r;
+    if ((r = add(O, O_MODEL, cached_text(&L->model, 1, &O->last_model, &O->model)))) return r;
+    if ((r = add(O, O_SESSION, cached_text(&L->session_id, 1, &O->last_session, &O->session)))) return r;
+    if ((r = add(O, O_AGENT_ID, cached_text(&L->agent_id, 1, &O->last_agent, &O->agent)))) return r;
     if ((r = add(O, O_SIDECHAIN, PyBool_FromLong(L->sidechain == 1)))) return r;
     if ((r = add(O, O_COST, L->has_cost ? PyFloat_FromDouble(L->cost) : Py_NewRef(Py_None)))) return r;
     if ((r = add(O, O_TIMESTAMP, text(&L->timestamp, 1)))) return r;
@@ -762,7 +764,7 @@ static int assistant(Out *O, const Line *L, const Block *B, Py_ssize_t lineno) {
         if (equals(&B[i].type, "tool_use") && B[i].id.is_str && B[i].id.n > 0) {
             if ((r = add(O, O_TOOL_AT, PyLong_FromSsize_t(at)))) return r;
             if ((r = add(O, O_TOOL_ID, text(&B[i].id, 0)))) return r;
-            if ((r = add(O, O_TOOL_NAME, text(&B[i].name, 1)))) return r;
+            if ((r = add(O, O_TOOL_NAME, cached_text(&B[i].name, 1, &O->last_tool, &O->tool)))) return r;
         }
     }
     return OK;
@@ -778,7 +780,7 @@ static int user(Out *O, const Line *L, const Block *B) {
         if (first < 0) first = i;
         if ((r = add(O, O_RESULT_LINE, PyLong_FromSsize_t(at)))) return r;
         if ((r = add(O, O_RESULT_ID, text(&B[i].tool_use_id, 0)))) return r;
-        if ((r = add(O, O_RESULT_TIME, text(&L->timestamp, 1)))) return r;
+        if ((r = add(O, O_RESULT_TIME, cached_text(&L->timestamp, 1, &O->last_stamp, &O->stamp)))) return r;
     }
     if (first >= 0 && L->result_is_object && L->result_agent_id.is_str)
         return add(O, O_LINKS, Py_BuildValue("(NN)", text(&L->result_agent_id, 0), text(&B[first].tool_use_id, 0)));
@@ -882,6 +884,9 @@ done:
     Py_XDECREF(O.session);
     Py_XDECREF(O.model);
     Py_XDECREF(O.agent);
+    Py_XDECREF(O.tier);
+    Py_XDECREF(O.tool);
+    Py_XDECREF(O.stamp);
     PyMem_Free(P.blocks);
     PyBuffer_Release(&view);
     return result;
