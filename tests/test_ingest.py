@@ -454,17 +454,35 @@ def _claude_line(session: str, n: int, agent: str | None = None) -> str:
     return json.dumps(record) + "\n"
 
 
+def _claude_tree(root: Path) -> list[Path]:
+    project = root / "projects" / "-home-dev-x"
+    (project / "s1" / "subagents").mkdir(parents=True)
+    (project / "s1" / "subagents" / "agent-a1.jsonl").write_text("".join(_claude_line("s1", n, "a1") for n in range(3)))
+    (project / "s1.jsonl").write_text("".join(_claude_line("s1", n) for n in range(10, 14)))
+    (project / "s2.jsonl").write_text("".join(_claude_line("s2", n) for n in range(2)))
+    return sorted(project.rglob("*.jsonl"))
+
+
+def test_held_rows_past_the_text_limit_start_a_new_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arrow's string offsets hold 2 GiB: held rows start anew before that (here after every file)."""
+    from costscope.parsers import claude_fast
+
+    files = _claude_tree(tmp_path)
+    jobs = [(InputFile(str(p), p), None, False, None) for p in files]
+    one, _ = ingest._parse_chunk(jobs)
+    monkeypatch.setattr(claude_fast, "EPOCH_TEXT_BYTES", 0)
+    several, _ = ingest._parse_chunk(jobs)
+    assert several.equals(one)
+    if claude_fast._scan is not None:
+        assert several.column("line").num_chunks == 3
+
+
 def test_a_chunk_of_claude_code_files_comes_back_as_one_batch(tmp_path: Path) -> None:
     """Sessions are parsed before their subagent files, which come first in input order: the rows of the chunk
     still make one batch, in input order."""
     from costscope.parsers import claude_fast
 
-    project = tmp_path / "projects" / "-home-dev-x"
-    (project / "s1" / "subagents").mkdir(parents=True)
-    (project / "s1" / "subagents" / "agent-a1.jsonl").write_text("".join(_claude_line("s1", n, "a1") for n in range(3)))
-    (project / "s1.jsonl").write_text("".join(_claude_line("s1", n) for n in range(10, 14)))
-    (project / "s2.jsonl").write_text("".join(_claude_line("s2", n) for n in range(2)))
-    files = sorted(project.rglob("*.jsonl"))
+    files = _claude_tree(tmp_path)
     assert files[0].name == "agent-a1.jsonl"  # input order: the subagent file first
     table, results = ingest._parse_chunk([(InputFile(str(p), p), None, False, None) for p in files])
     assert [r.rows for r in results] == [6, 8, 4] and table.num_rows == 18

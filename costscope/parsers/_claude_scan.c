@@ -1209,9 +1209,18 @@ done:
 
 static PyObject *Rows_len(Rows *R, PyObject *unused) { return PyLong_FromSsize_t(R->rows); }
 
+static PyObject *Rows_text_bytes(Rows *R, PyObject *unused) {
+    Py_ssize_t most = 0;
+    for (int i = 0; i < N_COLS; i++)
+        if (COLUMN_KINDS[i] == K_TEXT && R->cols[i].data.len > most) most = R->cols[i].data.len;
+    return PyLong_FromSsize_t(most);
+}
+
 static PyMethodDef Rows_methods[] = {
     {"take", (PyCFunction)Rows_take, METH_VARARGS, Rows_take_doc},
     {"count", (PyCFunction)Rows_len, METH_NOARGS, "count() -> the rows held"},
+    {"text_bytes", (PyCFunction)Rows_text_bytes, METH_NOARGS,
+     "text_bytes() -> the bytes of the largest text column (Arrow's int32 offsets hold up to 2 GiB)"},
     {NULL, NULL, 0, NULL},
 };
 

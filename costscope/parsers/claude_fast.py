@@ -398,7 +398,10 @@ def _merged(state: _FileState, cols: _Columns, notes: Counter[str]) -> Slice | N
     """`_table` done by the compiled module, for the lists its scanner read: the rows go to the process's `_HELD`
     rows as Arrow buffers, and the file's piece is its slice of them."""
     held = _Held.current()
-    done = _merge(cols.scanned(), state.agent_name, "main", "sidechain", held.rows, state.source.name, state.tenant)
+    try:
+        done = _merge(cols.scanned(), state.agent_name, "main", "sidechain", held.rows, state.source.name, state.tenant)
+    except OverflowError:  # one file with more than 2 GiB of ids and names: the reference path reads it
+        raise _GiveUp from None
     if done is None:
         raise _GiveUp
     merged, start, stop = done
@@ -419,7 +422,7 @@ class _Held:
     @staticmethod
     def current() -> _Held:
         held: _Held | None = getattr(_THREAD, "held", None)
-        if held is None or held.taken:
+        if held is None or held.taken or held.rows.text_bytes() > EPOCH_TEXT_BYTES:
             held = _THREAD.held = _Held(_Rows())
         return held
 
@@ -430,6 +433,9 @@ class _Held:
         count, parts = self.rows.take(ranges)
         return _batch(count, parts)
 
+
+EPOCH_TEXT_BYTES = 1 << 30
+"""An epoch whose largest text column passed this starts anew: Arrow's string offsets hold up to 2 GiB."""
 
 _THREAD = threading.local()
 """Each thread's current `_Held` (threads that parse at once do not share one)."""
