@@ -94,10 +94,13 @@ def test_findings_still_import_pandas() -> None:
     assert imported and '"findings"' in stdout
 
 
-def test_which_runs_are_pandas_free() -> None:
+def test_which_runs_are_pandas_free(tmp_path: Path) -> None:
     from costscope.launch import pandas_free
+    from costscope.schema import DATASET_MANIFEST
 
     assert pandas_free(["analyze", "x", "-f", "json"])
+    (tmp_path / DATASET_MANIFEST).write_text("{}")
+    assert not pandas_free(["analyze", str(tmp_path), "-f", "json"])  # a dataset: its engine imports pandas
     assert not pandas_free(["analyze", "x", "--findings"])
     assert not pandas_free(["analyze", "x", "--engine", "dask"])
     assert not pandas_free(["analyze", "x", "--engine=local"])
