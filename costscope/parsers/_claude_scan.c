@@ -86,6 +86,13 @@ static inline uint64_t load8(Ptr p) {
 #define HIGHS 0x8080808080808080ULL
 #define HAS_ZERO(v) (((v) - ONES) & ~(v) & HIGHS)
 
+/* The number written by `width` ASCII digits at `p`. */
+static inline int64_t digits(const char *p, int width) {
+    int64_t v = 0;
+    for (int i = 0; i < width; i++) v = v * 10 + (p[i] - '0');
+    return v;
+}
+
 static int hex4(Ptr p, unsigned *value) {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
@@ -960,16 +967,15 @@ static int set_valid(Column *c, Py_ssize_t row, int valid) {
     return 0;
 }
 
-static int put_text(Rows *R, int col, PyObject *value) {
+/* Text `p` (n bytes; NULL: null) at the end of a text column. */
+static int put_bytes(Rows *R, int col, const char *p, Py_ssize_t n) {
     Column *c = &R->cols[col];
     if (c->offsets.len == 0) {
         int32_t zero = 0;
         if (buf_put(&c->offsets, &zero, 4)) return -1;
     }
-    if (value != Py_None) {
-        Py_ssize_t n;
-        const char *text = PyUnicode_AsUTF8AndSize(value, &n);
-        if (text == NULL || buf_put(&c->data, text, n)) return -1;
+    if (p != NULL) {
+        if (buf_put(&c->data, p, n)) return -1;
         if (c->data.len > INT32_MAX) {
             PyErr_SetString(PyExc_OverflowError, "more than 2 GiB of text in one column of parsed rows");
             return -1;
@@ -977,37 +983,35 @@ static int put_text(Rows *R, int col, PyObject *value) {
     }
     int32_t end = (int32_t)c->data.len;
     if (buf_put(&c->offsets, &end, 4)) return -1;
-    return set_valid(c, R->rows, value != Py_None);
+    return set_valid(c, R->rows, p != NULL);
+}
+
+static int put_text(Rows *R, int col, PyObject *value) {
+    if (value == Py_None) return put_bytes(R, col, NULL, 0);
+    Py_ssize_t n;
+    const char *text = PyUnicode_AsUTF8AndSize(value, &n);
+    return text == NULL ? -1 : put_bytes(R, col, text, n);
 }
 
 /* A constant text (NULL: null). */
 static int put_cstr(Rows *R, int col, const char *text) {
+    return put_bytes(R, col, text, text != NULL ? (Py_ssize_t)strlen(text) : 0);
+}
+
+/* An 8-byte value (an int64 or a double) at the end of a column, or a null. */
+static int put_word(Rows *R, int col, const void *value, int valid) {
     Column *c = &R->cols[col];
-    if (c->offsets.len == 0) {
-        int32_t zero = 0;
-        if (buf_put(&c->offsets, &zero, 4)) return -1;
-    }
-    if (text != NULL && buf_put(&c->data, text, (Py_ssize_t)strlen(text))) return -1;
-    int32_t end = (int32_t)c->data.len;
-    if (buf_put(&c->offsets, &end, 4)) return -1;
-    return set_valid(c, R->rows, text != NULL);
+    if (buf_put(&c->data, value, 8)) return -1;
+    return set_valid(c, R->rows, valid);
 }
 
 static int put_int(Rows *R, int col, PyObject *value) {
-    Column *c = &R->cols[col];
     int64_t v = 0;
     if (value != Py_None) {
         v = PyLong_AsLongLong(value);
         if (v == -1 && PyErr_Occurred()) return -1;
     }
-    if (buf_put(&c->data, &v, 8)) return -1;
-    return set_valid(c, R->rows, value != Py_None);
-}
-
-static inline int64_t digits(const char *p, int width) {
-    int64_t v = 0;
-    for (int i = 0; i < width; i++) v = v * 10 + (p[i] - '0');
-    return v;
+    return put_word(R, col, &v, value != Py_None);
 }
 
 /* Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm). */
@@ -1022,30 +1026,24 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
 
 /* A time `iso_time` accepted, as microseconds since the epoch (None: null). */
 static int put_time(Rows *R, int col, PyObject *value) {
-    Column *c = &R->cols[col];
     int64_t us = 0;
     if (value != Py_None) {
         const char *t = PyUnicode_AsUTF8(value);
         if (t == NULL) return -1;
-#define NUM(at, width) digits(t + (at), width)
-        int64_t days = days_from_civil(NUM(0, 4), NUM(5, 2), NUM(8, 2));
-        int64_t seconds = ((days * 24 + NUM(11, 2)) * 60 + NUM(14, 2)) * 60 + NUM(17, 2);
-        us = seconds * 1000000 + NUM(20, 3) * 1000;
-#undef NUM
+        int64_t days = days_from_civil(digits(t, 4), digits(t + 5, 2), digits(t + 8, 2));
+        int64_t seconds = ((days * 24 + digits(t + 11, 2)) * 60 + digits(t + 14, 2)) * 60 + digits(t + 17, 2);
+        us = seconds * 1000000 + digits(t + 20, 3) * 1000;
     }
-    if (buf_put(&c->data, &us, 8)) return -1;
-    return set_valid(c, R->rows, value != Py_None);
+    return put_word(R, col, &us, value != Py_None);
 }
 
 static int put_float(Rows *R, int col, PyObject *value) {
-    Column *c = &R->cols[col];
     double v = 0;
     if (value != Py_None) {
         v = PyFloat_AsDouble(value);
         if (v == -1.0 && PyErr_Occurred()) return -1;
     }
-    if (buf_put(&c->data, &v, 8)) return -1;
-    return set_valid(c, R->rows, value != Py_None);
+    return put_word(R, col, &v, value != Py_None);
 }
 
 static int put_flag(Rows *R, int col, int flag) {
@@ -1257,14 +1255,12 @@ static int iso_time(PyObject *value) {
 
 /* Whether the digits of an ISO time name a real one (year 1 or later, as Python's datetime; no leap second). */
 static int real_time(const char *t) {
-#define DIGITS2(p) (((p)[0] - '0') * 10 + ((p)[1] - '0'))
-    int year = DIGITS2(t) * 100 + DIGITS2(t + 2), month = DIGITS2(t + 5), day = DIGITS2(t + 8);
+    int64_t year = digits(t, 4), month = digits(t + 5, 2), day = digits(t + 8, 2);
     static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (year < 1 || month < 1 || month > 12 || day < 1) return 0;
     int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
     if (day > days[month - 1] + (month == 2 && leap)) return 0;
-    return DIGITS2(t + 11) <= 23 && DIGITS2(t + 14) <= 59 && DIGITS2(t + 17) <= 59;
-#undef DIGITS2
+    return digits(t + 11, 2) <= 23 && digits(t + 14, 2) <= 59 && digits(t + 17, 2) <= 59;
 }
 
 static int all_iso_times(PyObject *list) {
