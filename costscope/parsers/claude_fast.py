@@ -395,8 +395,8 @@ def _table(state: _FileState, cols: _Columns, notes: Counter[str]) -> Columns | 
 
 
 def _merged(state: _FileState, cols: _Columns, notes: Counter[str]) -> Slice | None:
-    """`_table` done by the compiled module, for the lists its scanner read: the rows go to the process's `_HELD`
-    rows as Arrow buffers, and the file's piece is its slice of them."""
+    """`_table` done by the compiled module, for the lists its scanner read: the rows go to this thread's held rows
+    (`_Held.current`) as Arrow buffers, and the file's piece is its slice of them."""
     held = _Held.current()
     try:
         done = _merge(cols.scanned(), state.agent_name, "main", "sidechain", held.rows, state.source.name, state.tenant)
@@ -462,9 +462,9 @@ def _sidechain_tags(sidechain: np.ndarray) -> pa.Array:
     """`tags` of rows: `{"sidechain": "true"}` where `sidechain`, else null (as `_TAGS_SIDECHAIN` converts)."""
     offsets = np.zeros(len(sidechain) + 1, dtype=np.int32)
     np.cumsum(sidechain, out=offsets[1:])
-    n = int(offsets[-1])
-    keys = pa.array(["sidechain"]).take(pa.array(np.zeros(n, dtype=np.int32)))
-    items = pa.array(["true"]).take(pa.array(np.zeros(n, dtype=np.int32)))
+    first = pa.array(np.zeros(int(offsets[-1]), dtype=np.int32))  # each sidechain row's one entry
+    ((key, item),) = _TAGS_SIDECHAIN
+    keys, items = pa.array([key]).take(first), pa.array([item]).take(first)
     tags = pa.MapArray.from_arrays(pa.array(offsets), keys, items, mask=pa.array(~sidechain))
     return tags.cast(STEP_SCHEMA.field("tags").type)
 
