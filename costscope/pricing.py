@@ -8,25 +8,28 @@ tokens at this boundary and float64 USD in the table (rounded only for display).
 from __future__ import annotations
 
 import difflib
-import fnmatch
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from genai_prices import data_snapshot
-from genai_prices import types as gp
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .batch_terms import BATCH_TIER, BatchTerms, batch_terms
-from .config import load_yaml_model
 from .schema import nulls, row_run
+
+# genai-prices and pydantic (0.2 s to import) are imported where used: an analyze loads its price book while
+# the inputs are parsed (`PriceBook.preload`), not before.
+if TYPE_CHECKING:
+    from genai_prices import types as gp
+    from genai_prices.data_snapshot import DataSnapshot
+
+    from .price_file import ModelPriceSpec
 
 PRICE_SOURCE = f"genai-prices {version('genai-prices')}"
 UNDATED_PRICE_TIME = datetime(2100, 1, 1, 12, 0, tzinfo=UTC)
@@ -97,96 +100,9 @@ class PriceEntry:
         }
 
 
-def _dec(value: Any) -> Decimal:
-    try:
-        if isinstance(value, str) and value.strip().endswith("%"):
-            return Decimal(value.strip()[:-1]) / 100
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"not a number: {value!r}") from None
-
-
-Money = Annotated[Decimal, BeforeValidator(_dec), Field(ge=0)]
-
-
-class TierSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    above: int = Field(gt=0, description="total input tokens above which the whole request uses these prices")
-    input: Money
-    output: Money
-    cache_read: Money | None = None
-    cache_write: Money | None = None
-    cache_write_1h: Money | None = None
-
-
-class ModelPriceSpec(BaseModel):
-    """One price rule: explicit rates, a discount on the list price, or both."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    model: str = Field(min_length=1, description="model name as logged; * and ? wildcards allowed")
-    provider: str | None = None
-    input: Money | None = None
-    output: Money | None = None
-    cache_read: Money | None = None
-    cache_write: Money | None = None
-    cache_write_1h: Money | None = None
-    tiers: list[TierSpec] = []
-    discount: Annotated[Decimal, BeforeValidator(_dec), Field(ge=0, lt=1)] | None = None
-    from_: date | None = Field(default=None, alias="from")
-    until: date | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> ModelPriceSpec:
-        if (self.input is None) != (self.output is None):
-            raise ValueError("give both input and output prices (USD per million tokens)")
-        if self.input is None and self.discount is None:
-            raise ValueError("give input and output prices, or a discount on the list price")
-        if self.input is None and (self.tiers or self.cache_read or self.cache_write or self.cache_write_1h):
-            raise ValueError("cache and tier prices need input and output prices too")
-        return self
-
-    def matches(self, provider: str | None, model: str, day: date | None) -> bool:
-        if self.provider is not None and self.provider != provider:
-            return False
-        if not fnmatch.fnmatchcase(model, self.model):
-            return False
-        if self.from_ is not None or self.until is not None:
-            if day is None:
-                return False
-            if self.from_ is not None and day < self.from_:
-                return False
-            if self.until is not None and day > self.until:
-                return False
-        return True
-
-    def rates(self) -> dict[str, Rate | None]:
-        assert self.input is not None and self.output is not None
-        out: dict[str, Rate | None] = {}
-        for component in COMPONENTS:
-            base = getattr(self, component)
-            if base is None:
-                out[component] = None
-                continue
-            tiers = tuple(
-                (t.above, getattr(t, component))
-                for t in sorted(self.tiers, key=lambda t: t.above)
-                if getattr(t, component) is not None
-            )
-            out[component] = Rate(base, tiers)
-        return out
-
-
-class PriceFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    version: Literal[1]
-    models: list[ModelPriceSpec] = []
-
-
-def load_price_file(path: str | Path) -> PriceFile:
-    return load_yaml_model(path, PriceFile, "price file")
-
-
 def _rate_from_genai(value: Decimal | gp.TieredPrices | None) -> Rate | None:
+    from genai_prices import types as gp
+
     if value is None:
         return None
     if isinstance(value, gp.TieredPrices):
@@ -203,6 +119,8 @@ def _price_context(service_tier: str | None) -> dict[str, str] | None:
 
 
 def _period_start(model: gp.ModelInfo, when: datetime) -> str | None:
+    from genai_prices import types as gp
+
     if isinstance(model.prices, gp.ModelPrice):
         return None
     for conditional in reversed(model.prices):
@@ -222,6 +140,12 @@ def _with_batch_terms(entry: PriceEntry, terms: BatchTerms) -> PriceEntry:
     return PriceEntry(ref=ref, source=entry.source, rates=terms.scale(entry.rates), batch_terms=terms.provider)
 
 
+def _snapshot() -> DataSnapshot:
+    from genai_prices import data_snapshot
+
+    return data_snapshot.get_snapshot()
+
+
 @dataclass
 class PriceBook:
     """genai-prices' bundled data plus user rules, resolved and cached per distinct key."""
@@ -235,7 +159,14 @@ class PriceBook:
     def from_file(cls, path: str | Path | None) -> PriceBook:
         if path is None:
             return cls()
+        from .price_file import load_price_file
+
         return cls(rules=list(load_price_file(path).models), rules_source=Path(path).name)
+
+    @staticmethod
+    def preload() -> None:
+        """Import and load genai-prices' data now (about 0.2 s), e.g. while the inputs are parsed."""
+        _snapshot()
 
     @property
     def sources(self) -> list[str]:
@@ -243,6 +174,8 @@ class PriceBook:
 
     def time_sensitive(self, provider: str | None, model: str) -> bool:
         """True when the model's list price depends on the time of day (off-peak pricing)."""
+        from genai_prices import types as gp
+
         info = self._genai_model(provider, model)
         return (
             info is not None
@@ -251,7 +184,7 @@ class PriceBook:
         )
 
     def _genai_model(self, provider: str | None, model: str) -> tuple[gp.Provider, gp.ModelInfo] | None:
-        snapshot = data_snapshot.get_snapshot()
+        snapshot = _snapshot()
         for provider_id in ([provider] if provider else []) + [None]:
             try:
                 return snapshot.find_provider_model(model, None, provider_id, None)
@@ -335,7 +268,7 @@ class PriceBook:
 
     @cached_property
     def known_models(self) -> list[str]:
-        names = {m.id for p in data_snapshot.get_snapshot().providers for m in p.models}
+        names = {m.id for p in _snapshot().providers for m in p.models}
         names.update(r.model for r in self.rules if not any(ch in r.model for ch in "*?["))
         return sorted(names)
 

@@ -6,6 +6,8 @@ import gzip
 import json
 import os
 import pickle
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -352,13 +354,28 @@ def test_the_built_in_prices_load_while_the_files_are_parsed(tmp_path: Path, mon
 
     monkeypatch.setattr("costscope.steps.parse_files", parse_files)
     monkeypatch.setattr(PriceBook, "from_file", staticmethod(from_file))
+    monkeypatch.setattr(PriceBook, "preload", staticmethod(lambda: order.append("preload")))
     files = [str(write_calls(tmp_path / "f.jsonl", 10))]
     priced = api.load_priced_steps(files)
-    assert order == ["parse", "book None"] and priced.pricing.table.num_rows == 10
+    assert order == ["book None", "parse", "preload"] and priced.pricing.table.num_rows == 10
     order.clear()
     with pytest.raises(CostscopeError):  # a price file's mistakes are told first, before any parsing
         api.load_priced_steps(files, api.AnalyzeOptions(prices=str(tmp_path / "missing.yaml")))
     assert order == [f"book {tmp_path / 'missing.yaml'}"]
+
+
+def test_the_library_imports_genai_prices_and_pydantic_only_when_it_needs_them() -> None:
+    """They take about 0.2 s to import: an analyze imports them while its inputs are parsed (`PriceBook.preload`)."""
+    script = (
+        "import sys, costscope.api as api\n"
+        "from costscope.pricing import PriceBook\n"
+        "book = PriceBook.from_file(None)\n"
+        "print(sorted({'genai_prices', 'pydantic'} & set(sys.modules)))\n"
+        "PriceBook.preload()\n"
+        "print(sorted({'genai_prices', 'pydantic'} & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", "['genai_prices', 'pydantic']"]
 
 
 DATA = Path(__file__).parent / "data"

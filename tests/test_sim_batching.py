@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from simkit import call, cost, replay, segment
 
-from costscope.pricing import ModelPriceSpec, PriceBook
+from costscope.price_file import ModelPriceSpec
+from costscope.pricing import PriceBook
 from costscope.simulate import batching
 from costscope.simulate.engine import make_template, run_policies
 from costscope.simulate.policy_file import Scenario, load_policy_file

@@ -14,7 +14,8 @@ import pytest
 from simkit import call, cost, replay
 
 from costscope.errors import ConfigError
-from costscope.pricing import ModelPriceSpec, PriceBook
+from costscope.price_file import ModelPriceSpec
+from costscope.pricing import PriceBook
 from costscope.simulate import budget
 from costscope.simulate.engine import make_template, run_policies
 from costscope.simulate.policy_file import Scenario, load_policy_file
