@@ -381,6 +381,8 @@ def _read_both(data: bytes) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | N
         cols = claude_fast._Columns()
         source = InputFile("mem.jsonl", None, data)
         read = claude_fast._read_native(source, cols, claude_fast._scan) if native else claude_fast._read(source, cols)
+        if native and read is not None:
+            cols.lines.lists(cols.scanned())  # what the scanner holds in C, as the Python loop's lists
         results.append(None if read is None else (read, repr(cols.scanned())))
     return results[0], results[1]
 

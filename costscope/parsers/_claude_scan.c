@@ -663,21 +663,206 @@ static int line_field(Parser *P, Ptr key, Py_ssize_t n, void *target, unsigned *
     return value(P);
 }
 
-/* ---- what a line adds to the columns (the loop of `claude_fast.parse_fast`) ---- */
+/* ---- what a file's lines add up to (the loop of `claude_fast.parse_fast`), held in C until merged ---- */
+
+typedef struct {
+    char *p;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int buf_grow(Buf *b, Py_ssize_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra) cap *= 2;
+    char *p = PyMem_Realloc(b->p, (size_t)cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_put(Buf *b, const void *src, Py_ssize_t n) {
+    if (buf_grow(b, n)) return -1;
+    memcpy(b->p + b->len, src, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+/* A text kept in a `Lines` arena; `off` < 0: None. */
+typedef struct {
+    Py_ssize_t off, n;
+} Span;
+
+/* An assistant line kept (`claude_fast._Columns`' per-line lists). */
+typedef struct {
+    Py_ssize_t line;
+    Span message_id, request_id, key, model, session, agent_id, timestamp, tier;
+    int sidechain, has_cost, has_usage, has_1h;
+    double cost;
+    int64_t input, cache_read, cache_write, write_1h, output;
+} Call;
+
+typedef struct {
+    Py_ssize_t at; /* the index of the call line holding it */
+    Span id, name;
+} Use;
+
+typedef struct {
+    Py_ssize_t at; /* the number of call lines before it */
+    Span id, time;
+} Result;
+
+typedef struct {
+    PyObject_HEAD
+    Buf arena, calls, uses, results; /* texts; arrays of Call, Use, Result */
+} Lines;
+
+#define N_CALLS(L) ((L)->calls.len / (Py_ssize_t)sizeof(Call))
+#define N_USES(L) ((L)->uses.len / (Py_ssize_t)sizeof(Use))
+#define N_RESULTS(L) ((L)->results.len / (Py_ssize_t)sizeof(Result))
+#define CALLS(L) ((Call *)(L)->calls.p)
+#define USES(L) ((Use *)(L)->uses.p)
+#define RESULTS(L) ((Result *)(L)->results.p)
+#define TEXT(L, s) ((L)->arena.p + (s).off)
+
+static const Span NONE = {-1, 0};
+
+/* `s` copied into the arena: None where it is not a string, or is empty and `truthy` asks for one (`x or None`). */
+static int keep(Lines *L, const Str *s, int truthy, Span *out) {
+    if (!s->is_str || (truthy && s->n == 0)) {
+        *out = NONE;
+        return OK;
+    }
+    out->off = L->arena.len;
+    out->n = s->n;
+    return buf_put(&L->arena, s->p, s->n) ? FAILED : OK;
+}
+
+/* The call key of `claude_fast._table`: the message id, with ":<requestId>" when there is one (None without a
+ * message id: the line is a call of its own). */
+static int keep_key(Lines *L, Call *c) {
+    if (c->message_id.off < 0 || c->request_id.off < 0) {
+        c->key = c->message_id;
+        return OK;
+    }
+    Py_ssize_t n = c->message_id.n + 1 + c->request_id.n;
+    if (buf_grow(&L->arena, n)) return FAILED;
+    char *to = L->arena.p + L->arena.len;
+    memcpy(to, TEXT(L, c->message_id), (size_t)c->message_id.n);
+    to[c->message_id.n] = ':';
+    memcpy(to + c->message_id.n + 1, TEXT(L, c->request_id), (size_t)c->request_id.n);
+    c->key.off = L->arena.len;
+    c->key.n = n;
+    L->arena.len += n;
+    return OK;
+}
+
+static void Lines_dealloc(Lines *L) {
+    PyMem_Free(L->arena.p);
+    PyMem_Free(L->calls.p);
+    PyMem_Free(L->uses.p);
+    PyMem_Free(L->results.p);
+    Py_TYPE(L)->tp_free((PyObject *)L);
+}
+
+/* A new reference: the text of `s`, or None. */
+static PyObject *span_text(const Lines *L, Span s) {
+    if (s.off < 0) Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(TEXT(L, s), s.n, "strict");
+}
+
+static int append(PyObject *list, PyObject *item) {
+    if (item == NULL) return -1;
+    int r = PyList_Append(list, item);
+    Py_DECREF(item);
+    return r;
+}
 
 enum {
     O_LINE, O_MESSAGE_ID, O_REQUEST_ID, O_MODEL, O_SESSION, O_AGENT_ID, O_SIDECHAIN, O_COST, O_TIMESTAMP, O_TIER,
-    O_TOKENS, O_TOOL_AT, O_TOOL_ID, O_TOOL_NAME, O_RESULT_LINE, O_RESULT_ID, O_RESULT_TIME, O_LINKS, O_TASKS,
-    O_PROGRESS_AGENTS, N_OUT
+    O_TOKENS, O_TOOL_AT, O_TOOL_ID, O_TOOL_NAME, O_RESULT_LINE, O_RESULT_ID, O_RESULT_TIME, N_LISTS
 };
 
+PyDoc_STRVAR(Lines_lists_doc,
+             "lists(out)\n\n"
+             "Append what the lines hold to the first 17 lists of `out` (`claude_fast._Columns.scanned()`): the\n"
+             "values the Python loop (`claude_fast._read`) reads, to compare the two.");
+
+static PyObject *Lines_lists(Lines *L, PyObject *args) {
+    PyObject *out;
+    if (!PyArg_ParseTuple(args, "O!:lists", &PyTuple_Type, &out)) return NULL;
+    if (PyTuple_GET_SIZE(out) < N_LISTS) {
+        PyErr_Format(PyExc_ValueError, "lists: out must hold %d lists", N_LISTS);
+        return NULL;
+    }
+    PyObject *o[N_LISTS];
+    for (int i = 0; i < N_LISTS; i++) {
+        o[i] = PyTuple_GET_ITEM(out, i);
+        if (!PyList_Check(o[i])) return PyErr_Format(PyExc_TypeError, "lists: out must hold lists");
+    }
+    for (Py_ssize_t i = 0; i < N_CALLS(L); i++) {
+        const Call *c = &CALLS(L)[i];
+        PyObject *tokens = Py_NewRef(Py_None);
+        if (c->has_usage) {
+            Py_DECREF(tokens);
+            tokens = Py_BuildValue("(LLLOL)", (long long)c->input, (long long)c->cache_read, (long long)c->cache_write,
+                                   Py_None, (long long)c->output);
+            if (tokens != NULL && c->has_1h) {
+                PyObject *hour = PyLong_FromLongLong(c->write_1h);
+                if (hour == NULL) Py_CLEAR(tokens);
+                else PyTuple_SetItem(tokens, 3, hour);
+            }
+        }
+        if (append(o[O_TOKENS], tokens) || append(o[O_TIER], span_text(L, c->tier)) ||
+            append(o[O_LINE], PyLong_FromSsize_t(c->line)) ||
+            append(o[O_MESSAGE_ID], span_text(L, c->message_id)) ||
+            append(o[O_REQUEST_ID], span_text(L, c->request_id)) || append(o[O_MODEL], span_text(L, c->model)) ||
+            append(o[O_SESSION], span_text(L, c->session)) || append(o[O_AGENT_ID], span_text(L, c->agent_id)) ||
+            append(o[O_SIDECHAIN], PyBool_FromLong(c->sidechain)) ||
+            append(o[O_COST], c->has_cost ? PyFloat_FromDouble(c->cost) : Py_NewRef(Py_None)) ||
+            append(o[O_TIMESTAMP], span_text(L, c->timestamp)))
+            return NULL;
+    }
+    for (Py_ssize_t t = 0; t < N_USES(L); t++) {
+        const Use *u = &USES(L)[t];
+        if (append(o[O_TOOL_AT], PyLong_FromSsize_t(u->at)) || append(o[O_TOOL_ID], span_text(L, u->id)) ||
+            append(o[O_TOOL_NAME], span_text(L, u->name)))
+            return NULL;
+    }
+    for (Py_ssize_t r = 0; r < N_RESULTS(L); r++) {
+        const Result *x = &RESULTS(L)[r];
+        if (append(o[O_RESULT_LINE], PyLong_FromSsize_t(x->at)) || append(o[O_RESULT_ID], span_text(L, x->id)) ||
+            append(o[O_RESULT_TIME], span_text(L, x->time)))
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Lines_methods[] = {
+    {"lists", (PyCFunction)Lines_lists, METH_VARARGS, Lines_lists_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject LinesType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "costscope.parsers._claude_scan.Lines",
+    .tp_doc = PyDoc_STR("What `scan` read of one file's lines (calls, tool uses, tool results), for `merge`."),
+    .tp_basicsize = sizeof(Lines),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)Lines_dealloc,
+    .tp_methods = Lines_methods,
+};
+
+enum { R_LINKS, R_TASKS, R_PROGRESS_AGENTS, N_RARE };
+
 typedef struct {
-    PyObject *lists[N_OUT];
+    Lines *lines;
+    PyObject *rare[N_RARE]; /* Python lists: (agentId, tool call id) links, (tool call id, subagent type) tasks, and
+                               the agentId of each progress line copying a subagent's call */
     Py_ssize_t synthetic, unknown;
-    Str last_session, last_model, last_agent, last_tier, last_tool; /* the strings made last, reused while a */
-    PyObject *session, *model, *agent, *tier, *tool;                  /* file repeats them */
-    Str last_stamp; /* and a user line's time, for each of its tool results */
-    PyObject *stamp;
 } Out;
 
 static inline int equals(const Str *s, const char *word) {
@@ -691,27 +876,8 @@ static PyObject *text(const Str *s, int truthy) {
     return PyUnicode_DecodeUTF8((const char *)s->p, s->n, "strict");
 }
 
-/* `text(s, truthy)` through a one-entry cache. */
-static PyObject *cached_text(const Str *s, int truthy, Str *last, PyObject **made) {
-    if (!s->is_str || (truthy && s->n == 0)) Py_RETURN_NONE;
-    if (*made != NULL && last->n == s->n && memcmp(last->p, s->p, (size_t)s->n) == 0) {
-        Py_INCREF(*made);
-        return *made;
-    }
-    PyObject *fresh = text(s, truthy);
-    if (fresh == NULL) return NULL;
-    Py_XSETREF(*made, Py_NewRef(fresh));
-    *last = *s;
-    return fresh;
-}
-
-/* Append a new reference (stolen) to list `i`; NULL fails. */
-static int add(Out *O, int i, PyObject *item) {
-    if (item == NULL) return FAILED;
-    int r = PyList_Append(O->lists[i], item);
-    Py_DECREF(item);
-    return r ? FAILED : OK;
-}
+/* Append a new reference (stolen) to rare list `i`; NULL fails. */
+static int add(Out *O, int i, PyObject *item) { return append(O->rare[i], item) ? FAILED : OK; }
 
 /* `claude_code.started_type`: a call of a tool in TASK_TOOLS with a non-empty `subagent_type`. */
 static int starts_subagent(const Block *B) {
@@ -719,29 +885,12 @@ static int starts_subagent(const Block *B) {
            B->subagent_type.n > 0;
 }
 
-static PyObject *tokens(const Line *L) {
-    if (!L->has_usage) Py_RETURN_NONE;
-    PyObject *hour = NULL;
-    if (L->has_split) {
-        if (!L->has_5m && !L->has_1h) return Py_NewRef(Py_Ellipsis); /* both null: the full check judges */
-        if ((L->has_5m ? L->split_5m : 0) + (L->has_1h ? L->split_1h : 0) != L->counts[3])
-            return Py_NewRef(Py_Ellipsis);
-        if (L->has_1h) hour = PyLong_FromLongLong(L->split_1h);
-    }
-    if (hour == NULL) {
-        if (PyErr_Occurred()) return NULL;
-        hour = Py_NewRef(Py_None);
-    }
-    return Py_BuildValue("(LLLNL)", (long long)L->counts[0], (long long)L->counts[2], (long long)L->counts[3], hour,
-                         (long long)L->counts[1]);
-}
-
 static int assistant(Out *O, const Line *L, const Block *B, Py_ssize_t lineno) {
     int r;
     if (!L->message_is_object) return GIVE_UP;
     for (Py_ssize_t i = 0; i < L->blocks; i++) { /* the subagent types its Task/Agent calls start */
         if (B[i].input_is_object && B[i].id.is_str && starts_subagent(&B[i])) {
-            r = add(O, O_TASKS, Py_BuildValue("(NN)", text(&B[i].id, 0), text(&B[i].subagent_type, 0)));
+            r = add(O, R_TASKS, Py_BuildValue("(NN)", text(&B[i].id, 0), text(&B[i].subagent_type, 0)));
             if (r) return r;
         }
     }
@@ -749,29 +898,38 @@ static int assistant(Out *O, const Line *L, const Block *B, Py_ssize_t lineno) {
         O->synthetic++;
         return OK;
     }
-    PyObject *counted = tokens(L);
-    if (counted == NULL) return FAILED;
-    if (counted == Py_Ellipsis) {
-        Py_DECREF(counted);
-        return GIVE_UP;
+    Call c;
+    memset(&c, 0, sizeof(c));
+    if (L->has_usage) {
+        if (L->has_split) { /* both null, or not adding up to the total: the full check judges */
+            if (!L->has_5m && !L->has_1h) return GIVE_UP;
+            if ((L->has_5m ? L->split_5m : 0) + (L->has_1h ? L->split_1h : 0) != L->counts[3]) return GIVE_UP;
+            c.has_1h = L->has_1h;
+            c.write_1h = L->split_1h;
+        }
+        c.has_usage = 1;
+        c.input = L->counts[0];
+        c.output = L->counts[1];
+        c.cache_read = L->counts[2];
+        c.cache_write = L->counts[3];
     }
-    if ((r = add(O, O_TOKENS, counted))) return r;
-    if ((r = add(O, O_TIER, cached_text(&L->tier, 0, &O->last_tier, &O->tier)))) return r;
-    Py_ssize_t at = PyList_GET_SIZE(O->lists[O_LINE]);
-    if ((r = add(O, O_LINE, PyLong_FromSsize_t(lineno)))) return r;
-    if ((r = add(O, O_MESSAGE_ID, text(&L->message_id, 1)))) return r;
-    if ((r = add(O, O_REQUEST_ID, text(&L->request_id, 1)))) return r;
-    if ((r = add(O, O_MODEL, cached_text(&L->model, 1, &O->last_model, &O->model)))) return r;
-    if ((r = add(O, O_SESSION, cached_text(&L->session_id, 1, &O->last_session, &O->session)))) return r;
-    if ((r = add(O, O_AGENT_ID, cached_text(&L->agent_id, 1, &O->last_agent, &O->agent)))) return r;
-    if ((r = add(O, O_SIDECHAIN, PyBool_FromLong(L->sidechain == 1)))) return r;
-    if ((r = add(O, O_COST, L->has_cost ? PyFloat_FromDouble(L->cost) : Py_NewRef(Py_None)))) return r;
-    if ((r = add(O, O_TIMESTAMP, text(&L->timestamp, 1)))) return r;
+    Lines *lines = O->lines;
+    c.line = lineno;
+    c.sidechain = L->sidechain == 1;
+    c.has_cost = L->has_cost;
+    c.cost = L->cost;
+    if ((r = keep(lines, &L->tier, 0, &c.tier)) || (r = keep(lines, &L->message_id, 1, &c.message_id)) ||
+        (r = keep(lines, &L->request_id, 1, &c.request_id)) || (r = keep(lines, &L->model, 1, &c.model)) ||
+        (r = keep(lines, &L->session_id, 1, &c.session)) || (r = keep(lines, &L->agent_id, 1, &c.agent_id)) ||
+        (r = keep(lines, &L->timestamp, 1, &c.timestamp)) || (r = keep_key(lines, &c)))
+        return r;
+    Py_ssize_t at = N_CALLS(lines);
+    if (buf_put(&lines->calls, &c, sizeof(c))) return FAILED;
     for (Py_ssize_t i = 0; i < L->blocks; i++) {
         if (equals(&B[i].type, "tool_use") && B[i].id.is_str && B[i].id.n > 0) {
-            if ((r = add(O, O_TOOL_AT, PyLong_FromSsize_t(at)))) return r;
-            if ((r = add(O, O_TOOL_ID, text(&B[i].id, 0)))) return r;
-            if ((r = add(O, O_TOOL_NAME, cached_text(&B[i].name, 1, &O->last_tool, &O->tool)))) return r;
+            Use u = {at, NONE, NONE};
+            if ((r = keep(lines, &B[i].id, 0, &u.id)) || (r = keep(lines, &B[i].name, 1, &u.name))) return r;
+            if (buf_put(&lines->uses, &u, sizeof(u))) return FAILED;
         }
     }
     return OK;
@@ -781,16 +939,20 @@ static int user(Out *O, const Line *L, const Block *B) {
     int r;
     if (!L->message_is_object || !L->content_is_list) return OK;
     Py_ssize_t first = -1;
-    Py_ssize_t at = PyList_GET_SIZE(O->lists[O_LINE]);
+    Lines *lines = O->lines;
+    Span time = NONE;
     for (Py_ssize_t i = 0; i < L->blocks; i++) {
         if (!equals(&B[i].type, "tool_result") || !B[i].tool_use_id.is_str || B[i].tool_use_id.n == 0) continue;
-        if (first < 0) first = i;
-        if ((r = add(O, O_RESULT_LINE, PyLong_FromSsize_t(at)))) return r;
-        if ((r = add(O, O_RESULT_ID, text(&B[i].tool_use_id, 0)))) return r;
-        if ((r = add(O, O_RESULT_TIME, cached_text(&L->timestamp, 1, &O->last_stamp, &O->stamp)))) return r;
+        if (first < 0) {
+            first = i;
+            if ((r = keep(lines, &L->timestamp, 1, &time))) return r; /* one copy for all its results */
+        }
+        Result x = {N_CALLS(lines), NONE, time};
+        if ((r = keep(lines, &B[i].tool_use_id, 0, &x.id))) return r;
+        if (buf_put(&lines->results, &x, sizeof(x))) return FAILED;
     }
     if (first >= 0 && L->result_is_object && L->result_agent_id.is_str)
-        return add(O, O_LINKS, Py_BuildValue("(NN)", text(&L->result_agent_id, 0), text(&B[first].tool_use_id, 0)));
+        return add(O, R_LINKS, Py_BuildValue("(NN)", text(&L->result_agent_id, 0), text(&B[first].tool_use_id, 0)));
     return OK;
 }
 
@@ -798,14 +960,14 @@ static int progress(Out *O, const Line *L) {
     int r;
     if (!L->data_is_object) return OK;
     if (L->data_agent_id.is_str && L->parent_tool_use_id.is_str) {
-        r = add(O, O_LINKS, Py_BuildValue("(NN)", text(&L->data_agent_id, 0), text(&L->parent_tool_use_id, 0)));
+        r = add(O, R_LINKS, Py_BuildValue("(NN)", text(&L->data_agent_id, 0), text(&L->parent_tool_use_id, 0)));
         if (r) return r;
     }
     if (!equals(&L->data_type, "agent_progress") || !L->data_message_is_object) return OK;
     if (!equals(&L->data_message_type, "assistant") || !L->call_is_object || !L->call_usage_is_object) return OK;
     /* a subagent's call copied into its session: a copy when the subagent's file exists (the caller checks) */
     if (!L->data_agent_id.is_str || L->data_agent_id.n == 0) return GIVE_UP;
-    return add(O, O_PROGRESS_AGENTS, text(&L->data_agent_id, 0));
+    return add(O, R_PROGRESS_AGENTS, text(&L->data_agent_id, 0));
 }
 
 static const char *KNOWN[] = {"system", "summary", "file-history-snapshot", "queue-operation", "assistant", "user",
@@ -841,30 +1003,33 @@ static inline int blank(Ptr s, Ptr end) { /* bytes.isspace() (or empty) */
 }
 
 PyDoc_STRVAR(scan_doc,
-             "scan(block, lineno, out) -> (lineno, records, synthetic, unknown) | None\n\n"
-             "Read the lines of `block` (numbered from lineno + 1) into the 20 lists of `out`; None: give up.\n"
+             "scan(block, lineno, lines, rare) -> (lineno, records, synthetic, unknown) | None\n\n"
+             "Read the lines of `block` (numbered from lineno + 1): the calls, tool uses and tool results into\n"
+             "`lines` (a `Lines`), the links, tasks and progress copies into the 3 lists of `rare`; None: give up.\n"
              "Returns the number of the block's last line, the records (lines not blank) and those of them that\n"
              "are `<synthetic>` messages or of a record type the fast path does not know.");
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t lineno;
-    PyObject *lists;
-    if (!PyArg_ParseTuple(args, "y*nO!:scan", &view, &lineno, &PyTuple_Type, &lists)) return NULL;
+    PyObject *lines, *rare;
+    if (!PyArg_ParseTuple(args, "y*nO!O!:scan", &view, &lineno, &LinesType, &lines, &PyTuple_Type, &rare))
+        return NULL;
     Out O;
     memset(&O, 0, sizeof(O));
+    O.lines = (Lines *)lines;
     Parser P;
     memset(&P, 0, sizeof(P));
     PyObject *result = NULL;
     int r = OK;
-    if (PyTuple_GET_SIZE(lists) != N_OUT) {
-        PyErr_Format(PyExc_ValueError, "scan: out must hold %d lists", N_OUT);
+    if (PyTuple_GET_SIZE(rare) != N_RARE) {
+        PyErr_Format(PyExc_ValueError, "scan: rare must hold %d lists", N_RARE);
         goto done;
     }
-    for (int i = 0; i < N_OUT; i++) {
-        O.lists[i] = PyTuple_GET_ITEM(lists, i);
-        if (!PyList_Check(O.lists[i])) {
-            PyErr_SetString(PyExc_TypeError, "scan: out must hold lists");
+    for (int i = 0; i < N_RARE; i++) {
+        O.rare[i] = PyTuple_GET_ITEM(rare, i);
+        if (!PyList_Check(O.rare[i])) {
+            PyErr_SetString(PyExc_TypeError, "scan: rare must hold lists");
             goto done;
         }
     }
@@ -888,18 +1053,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     }
     result = Py_BuildValue("(nnnn)", lineno, records, O.synthetic, O.unknown);
 done:
-    Py_XDECREF(O.session);
-    Py_XDECREF(O.model);
-    Py_XDECREF(O.agent);
-    Py_XDECREF(O.tier);
-    Py_XDECREF(O.tool);
-    Py_XDECREF(O.stamp);
     PyMem_Free(P.blocks);
     PyBuffer_Release(&view);
     return result;
 }
-
-
 
 /* ---- the rows of many files, kept as Arrow buffers until taken (`claude_fast._Rows`) ---- */
 
@@ -916,32 +1073,6 @@ enum { K_TEXT, K_INT, K_FLOAT, K_FLAG };
 static const int COLUMN_KINDS[N_COLS] = {
     K_TEXT, K_INT, K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_TEXT, K_INT, K_INT, K_TEXT,
     K_TEXT, K_TEXT, K_INT, K_INT, K_INT, K_INT, K_INT, K_TEXT, K_FLOAT, K_FLAG};
-
-typedef struct {
-    char *p;
-    Py_ssize_t len, cap;
-} Buf;
-
-static int buf_grow(Buf *b, Py_ssize_t extra) {
-    if (b->len + extra <= b->cap) return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + extra) cap *= 2;
-    char *p = PyMem_Realloc(b->p, (size_t)cap);
-    if (p == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static inline int buf_put(Buf *b, const void *src, Py_ssize_t n) {
-    if (buf_grow(b, n)) return -1;
-    memcpy(b->p + b->len, src, (size_t)n);
-    b->len += n;
-    return 0;
-}
 
 typedef struct {
     Buf data, offsets, valid; /* values (or text bytes), int32 text offsets, validity bits */
@@ -1005,15 +1136,6 @@ static int put_word(Rows *R, int col, const void *value, int valid) {
     return set_valid(c, R->rows, valid);
 }
 
-static int put_int(Rows *R, int col, PyObject *value) {
-    int64_t v = 0;
-    if (value != Py_None) {
-        v = PyLong_AsLongLong(value);
-        if (v == -1 && PyErr_Occurred()) return -1;
-    }
-    return put_word(R, col, &v, value != Py_None);
-}
-
 /* Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm). */
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
     y -= m <= 2;
@@ -1022,28 +1144,6 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
     int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + doe - 719468;
-}
-
-/* A time `iso_time` accepted, as microseconds since the epoch (None: null). */
-static int put_time(Rows *R, int col, PyObject *value) {
-    int64_t us = 0;
-    if (value != Py_None) {
-        const char *t = PyUnicode_AsUTF8(value);
-        if (t == NULL) return -1;
-        int64_t days = days_from_civil(digits(t, 4), digits(t + 5, 2), digits(t + 8, 2));
-        int64_t seconds = ((days * 24 + digits(t + 11, 2)) * 60 + digits(t + 14, 2)) * 60 + digits(t + 17, 2);
-        us = seconds * 1000000 + digits(t + 20, 3) * 1000;
-    }
-    return put_word(R, col, &us, value != Py_None);
-}
-
-static int put_float(Rows *R, int col, PyObject *value) {
-    double v = 0;
-    if (value != Py_None) {
-        v = PyFloat_AsDouble(value);
-        if (v == -1.0 && PyErr_Occurred()) return -1;
-    }
-    return put_word(R, col, &v, value != Py_None);
 }
 
 static int put_flag(Rows *R, int col, int flag) {
@@ -1232,19 +1332,12 @@ static PyTypeObject RowsType = {
     .tp_methods = Rows_methods,
 };
 
-/* ---- the merge of one file's lines into rows (`claude_fast._table` and `_columns`, for the scanner's lists) ---- */
+/* ---- the merge of one file's lines into rows (`claude_fast._table` and `_columns`, for what `scan` read) ---- */
 
 static int real_time(const char *t);
 
 /* A time Claude Code writes (JavaScript's toISOString): YYYY-MM-DDTHH:MM:SS.sssZ, ASCII digits, a real time. */
-static int iso_time(PyObject *value) {
-    if (value == Py_None) return 1;
-    Py_ssize_t n;
-    const char *t = PyUnicode_AsUTF8AndSize(value, &n);
-    if (t == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
+static int iso_time(const char *t, Py_ssize_t n) {
     static const char form[] = "dddd-dd-ddTdd:dd:dd.dddZ";
     if (n != (Py_ssize_t)sizeof(form) - 1) return 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -1263,146 +1356,186 @@ static int real_time(const char *t) {
     return digits(t + 11, 2) <= 23 && digits(t + 14, 2) <= 59 && digits(t + 17, 2) <= 59;
 }
 
-static int all_iso_times(PyObject *list) {
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++)
-        if (!iso_time(PyList_GET_ITEM(list, i))) return 0;
-    return 1;
+static int span_time_ok(const Lines *L, Span s) { return s.off < 0 || iso_time(TEXT(L, s), s.n); }
+
+/* Texts compared as Python compares str (code points; for UTF-8 bytes, the same order as bytes). */
+static int span_cmp(const Lines *L, Span a, Span b) {
+    Py_ssize_t n = a.n < b.n ? a.n : b.n;
+    int c = memcmp(TEXT(L, a), TEXT(L, b), (size_t)n);
+    return c ? c : (a.n > b.n) - (a.n < b.n);
 }
 
+static int span_equal(const Lines *L, Span a, Span b) {
+    return a.n == b.n && memcmp(TEXT(L, a), TEXT(L, b), (size_t)a.n) == 0;
+}
 
-#define AT(list, i) PyList_GET_ITEM(list, i)
-#define NEW(x) Py_NewRef(x)
-
-/* A new reference: "<a>:<b>" (with a fast path for ASCII, which ids are). */
-static PyObject *joined(PyObject *a, PyObject *b) {
-    if (PyUnicode_IS_ASCII(a) && PyUnicode_IS_ASCII(b)) {
-        Py_ssize_t n = PyUnicode_GET_LENGTH(a), m = PyUnicode_GET_LENGTH(b);
-        PyObject *out = PyUnicode_New(n + 1 + m, 127);
-        if (out == NULL) return NULL;
-        Py_UCS1 *data = PyUnicode_1BYTE_DATA(out);
-        memcpy(data, PyUnicode_1BYTE_DATA(a), (size_t)n);
-        data[n] = ':';
-        memcpy(data + n + 1, PyUnicode_1BYTE_DATA(b), (size_t)m);
-        return out;
+static uint64_t span_hash(const Lines *L, Span s) {
+    const unsigned char *p = (const unsigned char *)TEXT(L, s);
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)s.n;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= s.n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 32;
     }
-    return PyUnicode_FromFormat("%U:%U", a, b);
+    uint64_t w = 0;
+    memcpy(&w, p + i, (size_t)(s.n - i));
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
+    return h ^ (h >> 29);
 }
 
-/* A new reference: the call key of row i (`claude_fast._table`): its index without a message id, else the
- * message id, with ":<requestId>" when there is one. */
-static PyObject *call_key(PyObject *message_ids, PyObject *request_ids, Py_ssize_t i) {
-    PyObject *message_id = AT(message_ids, i), *request_id = AT(request_ids, i);
-    if (message_id == Py_None) return PyLong_FromSsize_t(i);
-    if (request_id == Py_None) return NEW(message_id);
-    return joined(message_id, request_id);
+/* A set of texts of one `Lines` (open addressing): `find` gives the index stored with an equal text, or -1. */
+typedef struct {
+    Py_ssize_t *slots; /* index + 1; 0: empty */
+    Span *keys;        /* the key of each index */
+    Py_ssize_t mask;
+} Table;
+
+static int table_init(Table *T, Py_ssize_t entries) {
+    Py_ssize_t size = 8;
+    while (size < 2 * entries) size *= 2;
+    T->slots = PyMem_Calloc((size_t)size, sizeof(Py_ssize_t));
+    T->keys = PyMem_Malloc(sizeof(Span) * (size_t)(entries ? entries : 1));
+    T->mask = size - 1;
+    if (T->slots == NULL || T->keys == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
 }
 
-/* The slot of `key` in `calls`, a new one (`slots`) when it has none; -1 fails. */
-static Py_ssize_t slot_of(PyObject *calls, PyObject *key, Py_ssize_t slots) {
-    PyObject *found = PyDict_GetItemWithError(calls, key);
-    if (found != NULL) return PyLong_AsSsize_t(found);
-    if (PyErr_Occurred()) return -1;
-    PyObject *index = PyLong_FromSsize_t(slots);
-    if (index == NULL) return -1;
-    int r = PyDict_SetItem(calls, key, index);
-    Py_DECREF(index);
-    return r < 0 ? -1 : slots;
+static void table_free(Table *T) {
+    PyMem_Free(T->slots);
+    PyMem_Free(T->keys);
 }
 
-/* A new reference: `dict[key]`, or None without it (NULL fails). */
-static PyObject *get_or_none(PyObject *dict, PyObject *key) {
-    PyObject *found = PyDict_GetItemWithError(dict, key);
-    if (found != NULL) return NEW(found);
-    return PyErr_Occurred() ? NULL : NEW(Py_None);
+/* The index stored with `key`; when there is none, `index` is stored with it and -1 returned. `index` must be below
+ * the `entries` the table was made for. */
+static Py_ssize_t table_get_or_add(Table *T, const Lines *L, Span key, Py_ssize_t index) {
+    for (Py_ssize_t at = (Py_ssize_t)(span_hash(L, key) & (uint64_t)T->mask);; at = (at + 1) & T->mask) {
+        Py_ssize_t held = T->slots[at] - 1;
+        if (held < 0) {
+            T->slots[at] = index + 1;
+            T->keys[index] = key;
+            return -1;
+        }
+        if (span_equal(L, T->keys[held], key)) return held;
+    }
 }
 
-/* A new reference: the agent of line i: its named agentId, else main or sidechain. */
-static PyObject *agent_of(PyObject **L, PyObject *names, Py_ssize_t i, PyObject *main_agent, PyObject *sidechain) {
-    PyObject *agent_id = PyList_GET_ITEM(L[O_AGENT_ID], i);
-    if (agent_id == Py_None) return Py_NewRef(PyList_GET_ITEM(L[O_SIDECHAIN], i) == Py_True ? sidechain : main_agent);
-    return get_or_none(names, agent_id);
+static Py_ssize_t table_find(const Table *T, const Lines *L, Span key) {
+    for (Py_ssize_t at = (Py_ssize_t)(span_hash(L, key) & (uint64_t)T->mask);; at = (at + 1) & T->mask) {
+        Py_ssize_t held = T->slots[at] - 1;
+        if (held < 0) return -1;
+        if (span_equal(L, T->keys[held], key)) return held;
+    }
 }
 
+static int put_span(Rows *R, int col, const Lines *L, Span s) {
+    return put_bytes(R, col, s.off < 0 ? NULL : TEXT(L, s), s.n);
+}
 
-static PyObject *input_tokens(PyObject *tokens) {
-    if (tokens == Py_None) return NEW(Py_None);
-    long long sum = 0;
-    for (int i = 0; i < 3; i++) sum += PyLong_AsLongLong(PyTuple_GET_ITEM(tokens, i));
-    if (PyErr_Occurred()) return NULL;
-    return PyLong_FromLongLong(sum);
+static int put_value(Rows *R, int col, int64_t value, int valid) { return put_word(R, col, &value, valid); }
+
+/* A time `iso_time` accepted, as microseconds since the epoch (None: null). */
+static int put_span_time(Rows *R, int col, const Lines *L, Span s) {
+    int64_t us = 0;
+    if (s.off >= 0) {
+        const char *t = TEXT(L, s);
+        int64_t days = days_from_civil(digits(t, 4), digits(t + 5, 2), digits(t + 8, 2));
+        int64_t seconds = ((days * 24 + digits(t + 11, 2)) * 60 + digits(t + 14, 2)) * 60 + digits(t + 17, 2);
+        us = seconds * 1000000 + digits(t + 20, 3) * 1000;
+    }
+    return put_word(R, col, &us, s.off >= 0);
+}
+
+/* The agent of each distinct agentId: `agent_name(agentId, session)`, with the session of its first line. */
+typedef struct {
+    Table ids;
+    PyObject **names; /* per index of `ids` */
+    Py_ssize_t count;
+} Agents;
+
+static void agents_free(Agents *A) {
+    for (Py_ssize_t i = 0; i < A->count; i++) Py_XDECREF(A->names[i]);
+    PyMem_Free(A->names);
+    table_free(&A->ids);
+}
+
+/* A borrowed reference: the agent of call line `i` (its named agentId, else main or sidechain). */
+static PyObject *agent_of(const Agents *A, const Lines *L, const Call *c, PyObject *main_agent, PyObject *sidechain) {
+    if (c->agent_id.off < 0) return c->sidechain ? sidechain : main_agent;
+    return A->names[table_find(&A->ids, L, c->agent_id)];
 }
 
 PyDoc_STRVAR(merge_doc,
-             "merge(out, agent_name, main, sidechain, rows, source, tenant) -> (merged, start, stop) | None\n\n"
-             "Append the rows of one file, from what `scan` read into `out`, to `rows` (`claude_fast._table` and\n"
+             "merge(lines, agent_name, main, sidechain, rows, source, tenant) -> (merged, start, stop) | None\n\n"
+             "Append the rows of one file, from what `scan` read into `lines`, to `rows` (`claude_fast._table` and\n"
              "`_columns`); returns the lines merged into others and where the file's rows are in `rows`, or None to\n"
              "give up (a time not in toISOString form or not a real time), appending nothing.");
 
 static PyObject *merge(PyObject *self, PyObject *args) {
-    PyObject *out, *agent_name, *main_agent, *sidechain_agent, *source, *tenant;
+    PyObject *agent_name, *main_agent, *sidechain_agent, *source, *tenant;
+    Lines *L;
     Rows *rows;
-    if (!PyArg_ParseTuple(args, "O!OOOO!UO:merge", &PyTuple_Type, &out, &agent_name, &main_agent, &sidechain_agent,
+    if (!PyArg_ParseTuple(args, "O!OOOO!UO:merge", &LinesType, &L, &agent_name, &main_agent, &sidechain_agent,
                           &RowsType, &rows, &source, &tenant))
         return NULL;
-    if (PyTuple_GET_SIZE(out) != N_OUT) {
-        PyErr_Format(PyExc_ValueError, "merge: out must hold %d lists", N_OUT);
+    if (!PyUnicode_Check(main_agent) || !PyUnicode_Check(sidechain_agent) ||
+        !(tenant == Py_None || PyUnicode_Check(tenant))) {
+        PyErr_SetString(PyExc_TypeError, "merge: main and sidechain must be str, tenant str or None");
         return NULL;
     }
-    PyObject *L[N_OUT];
-    for (int i = 0; i < N_OUT; i++) {
-        L[i] = PyTuple_GET_ITEM(out, i);
-        if (!PyList_Check(L[i])) {
-            PyErr_SetString(PyExc_TypeError, "merge: out must hold lists");
-            return NULL;
-        }
-    }
-    Py_ssize_t lines = PyList_GET_SIZE(L[O_LINE]);
-    if (!all_iso_times(L[O_TIMESTAMP])) Py_RETURN_NONE;
-    PyObject *stamps = L[O_TIMESTAMP], *tokens = L[O_TOKENS];
-    PyObject *calls = NULL, *held = NULL, *tool_first = NULL, *tool_end = NULL, *result = NULL, *names = NULL;
-    Py_ssize_t *chosen = NULL, *tool_rows = NULL;
-    long long *most = NULL;
-    Py_ssize_t merged = 0;
-
-    /* agent names: `agent_name(agentId, session)` once per agentId, with the session of its first line */
-    names = PyDict_New();
-    if (names == NULL) goto fail;
-    for (Py_ssize_t i = 0; i < lines; i++) {
-        PyObject *agent_id = AT(L[O_AGENT_ID], i);
-        if (agent_id == Py_None) continue;
-        int known = PyDict_Contains(names, agent_id);
-        if (known < 0) goto fail;
-        if (known) continue;
-        PyObject *name = PyObject_CallFunctionObjArgs(agent_name, agent_id, AT(L[O_SESSION], i), NULL);
-        if (name == NULL) goto fail;
-        int r = PyDict_SetItem(names, agent_id, name);
-        Py_DECREF(name);
-        if (r < 0) goto fail;
-    }
-
-    /* calls: key -> slot; per slot: most output so far, line held, earliest start of the held lines */
-    Py_ssize_t room = lines ? lines : 1;
-    calls = PyDict_New();
-    held = PyList_New(0);
-    chosen = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)room);
-    most = PyMem_Malloc(sizeof(long long) * (size_t)room);
-    if (calls == NULL || held == NULL || chosen == NULL || most == NULL) {
-        if (!PyErr_Occurred()) PyErr_NoMemory();
+    Py_ssize_t lines = N_CALLS(L), uses = N_USES(L), n_results = N_RESULTS(L);
+    const Call *calls = CALLS(L);
+    const Use *use = USES(L);
+    const Result *res = RESULTS(L);
+    for (Py_ssize_t i = 0; i < lines; i++)
+        if (!span_time_ok(L, calls[i].timestamp)) Py_RETURN_NONE;
+    PyObject *result = NULL;
+    Agents agents = {{NULL, NULL, 0}, NULL, 0};
+    Table keys = {NULL, NULL, 0}, first_use = {NULL, NULL, 0};
+    Py_ssize_t *chosen = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(lines ? lines : 1));
+    Span *start = PyMem_Malloc(sizeof(Span) * (size_t)(lines ? lines : 1));
+    int64_t *most = PyMem_Malloc(sizeof(int64_t) * (size_t)(lines ? lines : 1));
+    Py_ssize_t *tool_rows = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(uses ? uses : 1));
+    Span *tool_end = PyMem_Malloc(sizeof(Span) * (size_t)(uses ? uses : 1));
+    agents.names = PyMem_Calloc((size_t)(lines ? lines : 1), sizeof(PyObject *));
+    if (chosen == NULL || start == NULL || most == NULL || tool_rows == NULL || tool_end == NULL ||
+        agents.names == NULL) {
+        PyErr_NoMemory();
         goto fail;
     }
-    Py_ssize_t slots = 0;
+    if (table_init(&agents.ids, lines) || table_init(&keys, lines) || table_init(&first_use, uses))
+        goto fail;
+
+    /* agent names: `agent_name(agentId, session)` once per agentId, with the session of its first line */
     for (Py_ssize_t i = 0; i < lines; i++) {
-        PyObject *u = AT(tokens, i), *begin = AT(stamps, i);
-        long long output = u == Py_None ? 0 : PyLong_AsLongLong(PyTuple_GET_ITEM(u, 4));
-        PyObject *key = call_key(L[O_MESSAGE_ID], L[O_REQUEST_ID], i);
-        if (key == NULL) goto fail;
-        Py_ssize_t s = slot_of(calls, key, slots);
-        Py_DECREF(key);
-        if (s < 0) goto fail;
-        if (s == slots) { /* a new call */
-            if (PyList_Append(held, begin) < 0) goto fail;
-            most[s] = output;
-            chosen[s] = i;
+        if (calls[i].agent_id.off < 0 || table_get_or_add(&agents.ids, L, calls[i].agent_id, agents.count) >= 0)
+            continue;
+        PyObject *id = span_text(L, calls[i].agent_id), *session = id ? span_text(L, calls[i].session) : NULL;
+        PyObject *name = session ? PyObject_CallFunctionObjArgs(agent_name, id, session, NULL) : NULL;
+        Py_XDECREF(id);
+        Py_XDECREF(session);
+        agents.names[agents.count++] = name;
+        if (name == NULL) goto fail;
+        if (!PyUnicode_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "merge: agent_name must return a str");
+            goto fail;
+        }
+    }
+
+    /* calls: one slot per key; per slot: most output so far, line held, earliest start of the held lines */
+    Py_ssize_t slots = 0, merged = 0;
+    for (Py_ssize_t i = 0; i < lines; i++) {
+        const Call *c = &calls[i];
+        int64_t output = c->has_usage ? c->output : 0;
+        Py_ssize_t s = c->key.off < 0 ? -1 : table_get_or_add(&keys, L, c->key, slots);
+        if (s < 0) { /* a new call */
+            most[slots] = output;
+            chosen[slots] = i;
+            start[slots] = c->timestamp;
             slots++;
             continue;
         }
@@ -1410,66 +1543,31 @@ static PyObject *merge(PyObject *self, PyObject *args) {
         if (output < most[s]) continue;
         most[s] = output;
         chosen[s] = i;
-        PyObject *start = AT(held, s);
-        if (begin == Py_None) continue;
-        int earlier = start == Py_None ? 1 : PyObject_RichCompareBool(begin, start, Py_LT);
-        if (earlier < 0) goto fail;
-        if (earlier) PyList_SetItem(held, s, NEW(begin));
+        if (c->timestamp.off < 0) continue;
+        if (start[s].off < 0 || span_cmp(L, c->timestamp, start[s]) < 0) start[s] = c->timestamp;
     }
 
     /* tools: the first use of each id, ended by the first later result not before it */
-    PyObject *tool_at = L[O_TOOL_AT], *tool_ids = L[O_TOOL_ID];
-    Py_ssize_t uses = PyList_GET_SIZE(tool_ids);
-    tool_first = PyDict_New();
-    tool_rows = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(uses ? uses : 1));
-    if (tool_first == NULL || tool_rows == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
     Py_ssize_t tools = 0;
     for (Py_ssize_t t = 0; t < uses; t++) {
-        int had = PyDict_Contains(tool_first, AT(tool_ids, t));
-        if (had < 0) goto fail;
-        if (had) continue;
-        PyObject *index = PyLong_FromSsize_t(t);
-        if (index == NULL || PyDict_SetItem(tool_first, AT(tool_ids, t), index) < 0) {
-            Py_XDECREF(index);
-            goto fail;
-        }
-        Py_DECREF(index);
+        if (table_get_or_add(&first_use, L, use[t].id, tools) >= 0) continue;
+        tool_end[tools] = NONE;
         tool_rows[tools++] = t;
     }
-    if (!all_iso_times(L[O_RESULT_TIME])) { /* every result's, as the reference reads each */
-        result = NEW(Py_None);
-        goto done;
-    }
-    tool_end = PyDict_New();
-    if (tool_end == NULL) goto fail;
-    PyObject *result_ids = L[O_RESULT_ID], *result_lines = L[O_RESULT_LINE], *result_times = L[O_RESULT_TIME];
-    if (tools) {
-        for (Py_ssize_t r = 0; r < PyList_GET_SIZE(result_ids); r++) {
-            PyObject *tool_id = AT(result_ids, r), *end = AT(result_times, r);
-            PyObject *first = PyDict_GetItemWithError(tool_first, tool_id);
-            if (first == NULL) {
-                if (PyErr_Occurred()) goto fail;
-                continue;
-            }
-            int ended = PyDict_Contains(tool_end, tool_id);
-            if (ended < 0) goto fail;
-            if (ended || end == Py_None) continue;
-            Py_ssize_t row = PyLong_AsSsize_t(AT(tool_at, PyLong_AsSsize_t(first)));
-            if (row >= PyLong_AsSsize_t(AT(result_lines, r))) continue;
-            PyObject *begin = AT(stamps, row);
-            /* as the reference: a tool without a start (or starting at 0 us) ends at its result */
-            int no_start = begin == Py_None;
-            if (!no_start) {
-                int epoch = PyUnicode_CompareWithASCIIString(begin, "1970-01-01T00:00:00.000Z") == 0;
-                no_start = epoch;
-            }
-            int in_order = no_start ? 1 : PyObject_RichCompareBool(begin, end, Py_LE);
-            if (in_order < 0) goto fail;
-            if (in_order && PyDict_SetItem(tool_end, tool_id, end) < 0) goto fail;
+    for (Py_ssize_t r = 0; r < n_results; r++) /* every result's time, as the reference reads each */
+        if (!span_time_ok(L, res[r].time)) {
+            result = Py_NewRef(Py_None);
+            goto done;
         }
+    for (Py_ssize_t r = 0; r < n_results && tools; r++) {
+        Py_ssize_t k = table_find(&first_use, L, res[r].id);
+        if (k < 0 || tool_end[k].off >= 0 || res[r].time.off < 0) continue;
+        Py_ssize_t row = use[tool_rows[k]].at;
+        if (row >= res[r].at) continue;
+        Span begin = calls[row].timestamp, end = res[r].time;
+        /* as the reference: a tool without a start (or starting at 0 us) ends at its result */
+        int no_start = begin.off < 0 || (begin.n == 24 && memcmp(TEXT(L, begin), "1970-01-01T00:00:00.000Z", 24) == 0);
+        if (no_start || span_cmp(L, begin, end) <= 0) tool_end[k] = end;
     }
     if (!slots && !tools) {
         result = Py_BuildValue("(nnn)", merged, rows->rows, rows->rows);
@@ -1478,57 +1576,44 @@ static PyObject *merge(PyObject *self, PyObject *args) {
 
     /* the rows: the calls, then the tools, each in order of first appearance */
     Py_ssize_t before = rows->rows;
-    PyObject *tool_names = L[O_TOOL_NAME], *message_ids = L[O_MESSAGE_ID];
     for (Py_ssize_t k = 0; k < slots; k++) {
-        Py_ssize_t i = chosen[k];
-        PyObject *u = AT(tokens, i), *key = NULL, *agent = NULL, *sum = NULL;
-        int failed = (AT(message_ids, i) != Py_None && (key = call_key(message_ids, L[O_REQUEST_ID], i)) == NULL) ||
-                     (agent = agent_of(L, names, i, main_agent, sidechain_agent)) == NULL ||
-                     (sum = input_tokens(u)) == NULL;
-        failed = failed || put_text(rows, C_SOURCE, source) || put_int(rows, C_LINE, AT(L[O_LINE], i)) ||
-                 put_cstr(rows, C_FORMAT, "claude-code") || put_text(rows, C_RECORD_ID, key ? key : Py_None) ||
-                 put_text(rows, C_TRACE_ID, AT(L[O_SESSION], i)) || put_text(rows, C_SPAN_ID, AT(message_ids, i)) ||
-                 put_text(rows, C_PARENT_ID, Py_None) || put_cstr(rows, C_KIND, "llm") ||
-                 put_text(rows, C_AGENT, agent) || put_text(rows, C_TENANT, tenant) ||
-                 put_text(rows, C_TOOL, Py_None) || put_time(rows, C_START, AT(held, k)) ||
-                 put_time(rows, C_END, Py_None) || put_cstr(rows, C_PROVIDER, "anthropic") ||
-                 put_text(rows, C_MODEL, AT(L[O_MODEL], i)) ||
-                 put_text(rows, C_TIER, PyUnicode_Check(AT(L[O_TIER], i)) ? AT(L[O_TIER], i) : Py_None) ||
-                 put_int(rows, C_INPUT, sum) ||
-                 put_int(rows, C_CACHE_READ, u == Py_None ? Py_None : PyTuple_GET_ITEM(u, 1)) ||
-                 put_int(rows, C_CACHE_WRITE, u == Py_None ? Py_None : PyTuple_GET_ITEM(u, 2)) ||
-                 put_int(rows, C_CACHE_WRITE_1H, u == Py_None ? Py_None : PyTuple_GET_ITEM(u, 3)) ||
-                 put_int(rows, C_OUTPUT, u == Py_None ? Py_None : PyTuple_GET_ITEM(u, 4)) ||
-                 put_cstr(rows, C_USAGE_SOURCE, u == Py_None ? NULL : "reported") ||
-                 put_float(rows, C_COST, AT(L[O_COST], i)) ||
-                 put_flag(rows, C_SIDECHAIN, AT(L[O_SIDECHAIN], i) == Py_True);
-        Py_XDECREF(key);
-        Py_XDECREF(agent);
-        Py_XDECREF(sum);
-        if (failed) goto fail_rows;
+        const Call *c = &calls[chosen[k]];
+        int usage = c->has_usage;
+        PyObject *agent = agent_of(&agents, L, c, main_agent, sidechain_agent);
+        if (put_text(rows, C_SOURCE, source) || put_value(rows, C_LINE, c->line, 1) ||
+            put_cstr(rows, C_FORMAT, "claude-code") || put_span(rows, C_RECORD_ID, L, c->key) ||
+            put_span(rows, C_TRACE_ID, L, c->session) || put_span(rows, C_SPAN_ID, L, c->message_id) ||
+            put_cstr(rows, C_PARENT_ID, NULL) || put_cstr(rows, C_KIND, "llm") || put_text(rows, C_AGENT, agent) ||
+            put_text(rows, C_TENANT, tenant) || put_cstr(rows, C_TOOL, NULL) ||
+            put_span_time(rows, C_START, L, start[k]) || put_span_time(rows, C_END, L, NONE) ||
+            put_cstr(rows, C_PROVIDER, "anthropic") || put_span(rows, C_MODEL, L, c->model) ||
+            put_span(rows, C_TIER, L, c->tier) ||
+            put_value(rows, C_INPUT, c->input + c->cache_read + c->cache_write, usage) ||
+            put_value(rows, C_CACHE_READ, c->cache_read, usage) ||
+            put_value(rows, C_CACHE_WRITE, c->cache_write, usage) ||
+            put_value(rows, C_CACHE_WRITE_1H, c->write_1h, usage && c->has_1h) ||
+            put_value(rows, C_OUTPUT, c->output, usage) || put_cstr(rows, C_USAGE_SOURCE, usage ? "reported" : NULL) ||
+            put_word(rows, C_COST, &c->cost, c->has_cost) || put_flag(rows, C_SIDECHAIN, c->sidechain))
+            goto fail_rows;
         rows->rows++;
     }
     for (Py_ssize_t k = 0; k < tools; k++) {
-        Py_ssize_t t = tool_rows[k];
-        Py_ssize_t i = PyLong_AsSsize_t(AT(tool_at, t));
-        PyObject *tool_id = AT(tool_ids, t), *agent = agent_of(L, names, i, main_agent, sidechain_agent);
-        PyObject *end = agent == NULL ? NULL : get_or_none(tool_end, tool_id);
-        int failed = end == NULL || put_text(rows, C_SOURCE, source) || put_int(rows, C_LINE, AT(L[O_LINE], i)) ||
-                     put_cstr(rows, C_FORMAT, "claude-code") || put_text(rows, C_RECORD_ID, tool_id) ||
-                     put_text(rows, C_TRACE_ID, AT(L[O_SESSION], i)) || put_text(rows, C_SPAN_ID, tool_id) ||
-                     put_text(rows, C_PARENT_ID, AT(message_ids, i)) || put_cstr(rows, C_KIND, "tool") ||
-                     put_text(rows, C_AGENT, agent) || put_text(rows, C_TENANT, tenant) ||
-                     put_text(rows, C_TOOL, AT(tool_names, t)) || put_time(rows, C_START, AT(stamps, i)) ||
-                     put_time(rows, C_END, end) || put_cstr(rows, C_PROVIDER, NULL) ||
-                     put_text(rows, C_MODEL, Py_None) || put_text(rows, C_TIER, Py_None) ||
-                     put_int(rows, C_INPUT, Py_None) || put_int(rows, C_CACHE_READ, Py_None) ||
-                     put_int(rows, C_CACHE_WRITE, Py_None) || put_int(rows, C_CACHE_WRITE_1H, Py_None) ||
-                     put_int(rows, C_OUTPUT, Py_None) || put_cstr(rows, C_USAGE_SOURCE, NULL) ||
-                     put_float(rows, C_COST, Py_None) ||
-                     put_flag(rows, C_SIDECHAIN, AT(L[O_SIDECHAIN], i) == Py_True);
-        Py_XDECREF(agent);
-        Py_XDECREF(end);
-        if (failed) goto fail_rows;
+        const Use *u = &use[tool_rows[k]];
+        const Call *c = &calls[u->at];
+        PyObject *agent = agent_of(&agents, L, c, main_agent, sidechain_agent);
+        if (put_text(rows, C_SOURCE, source) || put_value(rows, C_LINE, c->line, 1) ||
+            put_cstr(rows, C_FORMAT, "claude-code") || put_span(rows, C_RECORD_ID, L, u->id) ||
+            put_span(rows, C_TRACE_ID, L, c->session) || put_span(rows, C_SPAN_ID, L, u->id) ||
+            put_span(rows, C_PARENT_ID, L, c->message_id) || put_cstr(rows, C_KIND, "tool") ||
+            put_text(rows, C_AGENT, agent) || put_text(rows, C_TENANT, tenant) ||
+            put_span(rows, C_TOOL, L, u->name) || put_span_time(rows, C_START, L, c->timestamp) ||
+            put_span_time(rows, C_END, L, tool_end[k]) || put_cstr(rows, C_PROVIDER, NULL) ||
+            put_cstr(rows, C_MODEL, NULL) || put_cstr(rows, C_TIER, NULL) || put_value(rows, C_INPUT, 0, 0) ||
+            put_value(rows, C_CACHE_READ, 0, 0) || put_value(rows, C_CACHE_WRITE, 0, 0) ||
+            put_value(rows, C_CACHE_WRITE_1H, 0, 0) || put_value(rows, C_OUTPUT, 0, 0) ||
+            put_cstr(rows, C_USAGE_SOURCE, NULL) || put_value(rows, C_COST, 0, 0) ||
+            put_flag(rows, C_SIDECHAIN, c->sidechain))
+            goto fail_rows;
         rows->rows++;
     }
     result = Py_BuildValue("(nnn)", merged, before, rows->rows);
@@ -1538,17 +1623,16 @@ fail_rows:
 fail:
     result = NULL;
 done:
-    Py_XDECREF(calls);
-    Py_XDECREF(held);
-    Py_XDECREF(tool_first);
-    Py_XDECREF(tool_end);
-    Py_XDECREF(names);
+    agents_free(&agents);
+    table_free(&keys);
+    table_free(&first_use);
     PyMem_Free(chosen);
+    PyMem_Free(start);
     PyMem_Free(most);
     PyMem_Free(tool_rows);
+    PyMem_Free(tool_end);
     return result;
 }
-
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
     {"merge", merge, METH_VARARGS, merge_doc},
@@ -1564,10 +1648,11 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__claude_scan(void) {
-    if (PyType_Ready(&RowsType) < 0) return NULL;
+    if (PyType_Ready(&RowsType) < 0 || PyType_Ready(&LinesType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    if (PyModule_AddObjectRef(m, "Rows", (PyObject *)&RowsType) < 0) {
+    if (PyModule_AddObjectRef(m, "Rows", (PyObject *)&RowsType) < 0 ||
+        PyModule_AddObjectRef(m, "Lines", (PyObject *)&LinesType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

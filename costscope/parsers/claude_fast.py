@@ -9,8 +9,10 @@ order of first appearance), so the table is the reference table, value for value
 
 Two implementations of the reading and merging, one behaviour:
 - `_claude_scan` (C, built at install where a C compiler is): blocks of lines are scanned without building
-  anything for the bytes not read, straight into the lists, and merged into rows held as Arrow buffers for a whole
-  chunk of files (`_Held`; a file's piece is a `Slice` of them), a third of the time of the Python path or less;
+  anything for the bytes not read, into C records of the calls, tool uses and tool results (`Lines`: no Python
+  object per line), and merged (a C hash table per file for the call keys and tool ids) into rows held as Arrow
+  buffers for a whole chunk of files (`_Held`; a file's piece is a `Slice` of them), a third of the time of the
+  Python path or less;
 - otherwise `_read` decodes each line into typed records (`claude_records`, msgspec: the fields not read are
   skipped, not built) and `_table` merges them.
 The tests hold both to the reference path and to each other.
@@ -61,11 +63,12 @@ if TYPE_CHECKING:
     from .claude_code import _FileState
 
 try:
+    from ._claude_scan import Lines as _Lines
     from ._claude_scan import Rows as _Rows
     from ._claude_scan import merge as _merge
     from ._claude_scan import scan as _scan
 except ImportError:  # not built (no C compiler at install): the Python loop reads the lines, `_table` merges them
-    _scan = _merge = _Rows = None
+    _scan = _merge = _Rows = _Lines = None
 
 _ISO_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 """The timestamps Claude Code writes (JavaScript's `toISOString`): of one width, so they compare as times do.
@@ -109,9 +112,16 @@ class _Columns:
         """(tool call id, subagent type) of each Task/Agent call naming the type of subagent it starts."""
         self.progress_agents: list[str] = []
         """The agentId of each progress line copying a subagent's call (a copy only if its subagent file exists)."""
+        self.lines: Any = None
+        """What the compiled scanner read (a `_claude_scan.Lines`), in place of the lists above but the last three:
+        its calls, tool uses and results stay in C until merged (`lines.lists(cols.scanned())` fills the lists)."""
+
+    def rare(self) -> tuple[list[Any], ...]:
+        """The lists the compiled scanner appends to (what `parse_fast` itself reads), in its order."""
+        return self.links, self.tasks, self.progress_agents
 
     def scanned(self) -> tuple[list[Any], ...]:
-        """The lists `_claude_scan.scan` appends to, in its order."""
+        """The lists `_read` appends to, in the order of `_claude_scan.Lines.lists` (the last three: `rare`)."""
         return (
             self.line,
             self.message_id,
@@ -182,17 +192,18 @@ def parse_fast(state: _FileState) -> tuple[Columns | Slice | None, int, Counter[
     return table, records, notes
 
 
-Scan = Callable[[bytes | memoryview, int, tuple[list[Any], ...]], tuple[int, int, int, int] | None]
+Scan = Callable[[bytes | memoryview, int, Any, tuple[list[Any], ...]], tuple[int, int, int, int] | None]
 
 
 def _read_native(source: InputFile, cols: _Columns, scan: Scan) -> tuple[int, int, int] | None:
     """(records, `<synthetic>` messages, records of unknown types) read by the compiled scanner into `cols`."""
-    out = cols.scanned()
+    cols.lines = lines = _Lines()
+    rare = cols.rare()
     lineno = source.first_line - 1
     records = synthetic = unknown = 0
     try:
         for block in iter_blocks(source):
-            counted = scan(block, lineno, out)
+            counted = scan(block, lineno, lines, rare)
             if counted is None:
                 return None
             lineno = counted[0]
@@ -399,7 +410,7 @@ def _merged(state: _FileState, cols: _Columns, notes: Counter[str]) -> Slice | N
     (`_Held.current`) as Arrow buffers, and the file's piece is its slice of them."""
     held = _Held.current()
     try:
-        done = _merge(cols.scanned(), state.agent_name, "main", "sidechain", held.rows, state.source.name, state.tenant)
+        done = _merge(cols.lines, state.agent_name, "main", "sidechain", held.rows, state.source.name, state.tenant)
     except OverflowError:  # one file with more than 2 GiB of ids and names: the reference path reads it
         raise _GiveUp from None
     if done is None:
