@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from . import attribution as attr
 from .composition import analyze_composition
@@ -113,6 +112,8 @@ def load_priced_steps(
 def write_steps(table: pa.Table, path: str) -> None:
     """Write the priced step table as Parquet (`.parquet`) or native JSON Lines (`.jsonl`)."""
     if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
         pq.write_table(table, path, compression="zstd")
     elif path.endswith((".jsonl", ".ndjson")):
         from .parsers.native import write_jsonl

@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from . import io, runcache
 from .errors import ConfigError, CostscopeError
@@ -96,6 +95,7 @@ def _progress() -> Iterator[Callable[[int, int], None] | None]:
     if not sys.stderr.isatty() or os.environ.get("CI"):
         yield None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     with Progress(
@@ -116,6 +116,8 @@ def _busy(message: str) -> Iterator[None]:
     if not sys.stderr.isatty() or os.environ.get("CI"):
         yield
         return
+    from rich.console import Console
+
     with Console(stderr=True).status(message):
         yield
 

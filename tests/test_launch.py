@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -103,18 +104,34 @@ RUN_AND_TELL_PANDAS = """
 import atexit, sys
 from costscope import launch
 
-atexit.register(lambda: sys.stderr.write(f"\\npandas imported: {'pandas' in sys.modules}\\n"))
+atexit.register(lambda: sys.stderr.write(f"\\nimported: {[m for m in ('pandas', 'rich') if m in sys.modules]}\\n"))
 sys.argv = ["costscope", *sys.argv[1:]]
 launch.main()
 """
 
 
 def _run(*args: str) -> tuple[str, bool]:
+    """The program's stdout, and whether it imported pandas."""
+    stdout, imported = _imports(*args)
+    return stdout, "pandas" in imported
+
+
+def _imports(*args: str) -> tuple[str, list[str]]:
+    """The program's stdout, and which of pandas and rich it imported."""
     done = subprocess.run(
         [sys.executable, "-c", RUN_AND_TELL_PANDAS, *args], capture_output=True, text=True, timeout=300
     )
     assert done.returncode in (0, 1), done.stderr
-    return done.stdout, done.stderr.rstrip().endswith("pandas imported: True")
+    last = done.stderr.rstrip().splitlines()[-1]
+    assert last.startswith("imported: ")
+    return done.stdout, ast.literal_eval(last.removeprefix("imported: "))
+
+
+@pytest.mark.parametrize("output_format", ["json", "csv"])
+def test_a_json_or_csv_analyze_never_imports_rich(output_format: str) -> None:
+    """rich draws the table and Markdown outputs (and the progress bar on a terminal): about 25 ms to import."""
+    assert "rich" not in _imports("analyze", str(SAMPLES), "--no-cache", "-f", output_format)[1]
+    assert "rich" in _imports("analyze", str(SAMPLES), "--no-cache", "-f", "table")[1]
 
 
 @pytest.mark.parametrize("output_format", ["json", "table", "markdown", "csv"])
