@@ -47,7 +47,10 @@ def main() -> None:
     mark("imports")
     expanded = inputs.expand_paths(args.paths)
     mark(f"walk ({len(expanded.files):,} files)")
-    parsed = ingest.parse_files(expanded.files, format_in=None, strict=False, cache_dir=None)
+    # the built-in prices load while the workers parse, as `api.load_priced_steps` has them
+    parsed = ingest.parse_files(
+        expanded.files, format_in=None, strict=False, cache_dir=None, meanwhile=PriceBook.preload
+    )
     mark(f"parse ({parsed.table.num_rows:,} rows)")
     keep, _ = steps.duplicate_responses(parsed.table)
     ordered = steps.ordered_columns(parsed.table, keep)  # as `steps.load_steps` does
