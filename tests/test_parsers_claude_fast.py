@@ -533,3 +533,16 @@ def test_threads_parsing_at_once_each_get_their_own_rows(tmp_path: Path) -> None
             threaded = list(pool.map(parse, paths))
         for one, other in zip(serial, threaded, strict=True):
             assert one.table.equals(other.table)
+
+
+def test_texts_that_are_empty_read_the_same_either_way(tmp_path: Path) -> None:
+    """An empty service tier is a value (""), not a null, also when it is the only text of the file."""
+    path = tmp_path / "p" / "s.jsonl"
+    path.parent.mkdir()
+    usage = {"input_tokens": 1, "output_tokens": 2, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+    line = {"type": "assistant", "message": {"usage": {**usage, "service_tier": ""}}}
+    path.write_text(json.dumps(line) + "\n")
+    assert _accepted(path)
+    reference, fast = _both(path)
+    _same(reference, fast)
+    assert reference.table.column("service_tier").to_pylist() == [""]

@@ -738,7 +738,8 @@ static int keep(Lines *L, const Str *s, int truthy, Span *out) {
     }
     out->off = L->arena.len;
     out->n = s->n;
-    return buf_put(&L->arena, s->p, s->n) ? FAILED : OK;
+    /* storage even for an empty text: its pointer into the arena must not be NULL, which would read as null */
+    return buf_put(&L->arena, s->p, s->n) || buf_grow(&L->arena, 1) ? FAILED : OK;
 }
 
 /* The call key of `claude_fast._table`: the message id, with ":<requestId>" when there is one (None without a
