@@ -46,12 +46,11 @@ from .dataset import (
     write_manifest,
 )
 from .errors import ConfigError, InputError
-from .ingest import _merge, parse_file
+from .ingest import _merge, parse_in_chunks
 from .io import GZIP_MAGIC, InputFile, expand_paths, line_parts
 from .parse_cache import FileResult
 from .parsers import Skips, detect, get_parser
 from .pricing import PriceBook
-from .schema import empty_table
 from .staging import KEY_A, BucketJob, CompactJob, Stage, compact, hashes, pool_map, settle
 
 _STAGING = ".staging"
@@ -66,6 +65,8 @@ class ConvertOptions:
     """Parsing and settling processes (default: all cores)."""
     part_bytes: int = 64 << 20
     """A line-by-line input larger than this is parsed in parts of about this size."""
+    parse_bytes: int = 32 << 20
+    """Input bytes a parse worker takes at a time: its files' rows come back as one table."""
     chunk_bytes: int = 256 << 20
     """Parsed rows are staged to disk every this many input bytes."""
     bucket_bytes: int = 512 << 20
@@ -272,10 +273,6 @@ def _units(new: list[InputFile], options: ConvertOptions) -> list[tuple[int, Job
     return units
 
 
-def _parse(job: Job) -> FileResult:
-    return parse_file(*job)
-
-
 def _parse_and_stage(
     new: list[InputFile],
     sizes: list[int],
@@ -290,12 +287,14 @@ def _parse_and_stage(
     pending: list[pa.Table] = []
     pending_bytes = done = 0
     total = sum(u[2] for u in units)
-    for (index, _, size), result in zip(units, pool_map(_parse, [u[1] for u in units], workers), strict=True):
-        pending.append(result.table)
-        result.table = empty_table()
-        parts.setdefault(index, []).append(result)
-        pending_bytes += size
-        done += size
+    chunks = parse_in_chunks([u[1] for u in units], [u[2] for u in units], workers, options.parse_bytes)
+    for chunk, table, results in chunks:
+        pending.append(table)
+        for position, result in zip(chunk, results, strict=True):
+            index, _, size = units[position]
+            parts.setdefault(index, []).append(result)
+            pending_bytes += size
+            done += size
         if pending_bytes >= options.chunk_bytes:
             stage.add(pa.concat_tables(pending))
             pending, pending_bytes = [], 0

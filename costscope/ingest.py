@@ -14,9 +14,9 @@ import os
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from .parsers import QUICK_SNIFF_BYTES, ParseContext, Skips, UnknownFormat, dete
 from .parsers.base import Piece, piece_rows, table_of
 from .schema import PARSED_SCHEMA, compact, empty_of, empty_table, with_shared_nulls
 
-__all__ = ["FileCache", "FileResult", "Parsed", "parse_file", "parse_files"]
+__all__ = ["FileCache", "FileResult", "Parsed", "parse_file", "parse_files", "parse_in_chunks"]
 
 PARALLEL_MIN_BYTES = 16 << 20
 """Below this much input, parsing in one process is faster than starting workers."""
@@ -277,6 +277,46 @@ def parse_files(
     saving = store.save_meanwhile(fresh_table, fresh) if store is not None else None
     final = [r for r in cached if r is not None]
     return Parsed(_assemble(final, fresh_table, store), final, saving)
+
+
+def parse_in_chunks(
+    jobs: list[Job], sizes: list[int], workers: int, chunk_bytes: int
+) -> Iterator[tuple[range, pa.Table, list[FileResult]]]:
+    """`jobs` parsed in order, in consecutive chunks of about `chunk_bytes` of input (a bigger job is a chunk of its
+    own): per chunk, (the positions of its jobs, their rows as one table in PARSED_SCHEMA, their results).
+
+    As `parse_files` parses, in forked workers when there are several chunks, but with at most 2 × `workers` chunks
+    in flight: however large the input, only those chunks' rows are held (in memory, or in the files the workers
+    hand them back in), never every file's."""
+    chunks: list[range] = []
+    start = filled = 0
+    for position, size in enumerate(sizes):
+        if position > start and filled + size > chunk_bytes:
+            chunks.append(range(start, position))
+            start, filled = position, 0
+        filled += size
+    if start < len(jobs):
+        chunks.append(range(start, len(jobs)))
+    if workers <= 1 or len(chunks) <= 1 or "fork" not in _start_methods():
+        for chunk in chunks:
+            table, results = _parse_chunk([jobs[i] for i in chunk])
+            yield chunk, _unspill(table), results
+        return
+    spill = tempfile.TemporaryDirectory(prefix="costscope-", dir=_spill_dir())
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start
+    )
+    pending: deque[tuple[range, Future[tuple[pa.Table | Path, list[FileResult]]]]] = deque()
+    try:
+        for chunk in chunks:
+            pending.append((chunk, pool.submit(_parse_chunk, [jobs[i] for i in chunk], Path(spill.name))))
+            while len(pending) >= 2 * workers or (pending and chunk is chunks[-1]):
+                done, future = pending.popleft()
+                table, results = future.result()
+                yield done, _unspill(table), results
+    finally:
+        pool.shutdown(cancel_futures=True)
+        spill.cleanup()
 
 
 SPLIT_MIN_BYTES = 64 << 20

@@ -22,7 +22,9 @@ from costscope.steps import Filters, load_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = str(ROOT / "sample_traces")
-SMALL = ConvertOptions(workers=2, part_bytes=64 << 10, chunk_bytes=128 << 10, bucket_bytes=256 << 10, file_rows=40)
+SMALL = ConvertOptions(
+    workers=2, part_bytes=64 << 10, parse_bytes=32 << 10, chunk_bytes=128 << 10, bucket_bytes=256 << 10, file_rows=40
+)
 """Tiny sizes: files parsed in parts, several chunks and buckets, partitions cut into several files."""
 COSTS = {f.name for f in COST_FIELDS}
 

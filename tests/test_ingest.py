@@ -508,3 +508,28 @@ def test_a_chunk_of_claude_code_files_comes_back_as_one_batch(tmp_path: Path) ->
     ]
     if claude_fast._scan is not None:
         assert table.column("line").num_chunks == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_parsing_in_chunks_gives_the_rows_and_results_of_one_chunk_in_order(tmp_path: Path, workers: int) -> None:
+    """`parse_in_chunks` (convert's parsing: bounded chunks, at most 2 × workers in flight) yields consecutive runs
+    of the jobs, whose rows and results are those of parsing every job at once."""
+    paths = [write_calls(tmp_path / f"f{i}.jsonl", 3 + i) for i in range(7)]
+    paths += _claude_tree(tmp_path / "claude")
+    jobs: list[ingest.Job] = [(InputFile(str(p), p), None, False, None) for p in paths]
+    sizes = [p.stat().st_size for p in paths]
+    whole, whole_results = ingest._parse_chunk(jobs)
+    chunks = list(ingest.parse_in_chunks(jobs, sizes, workers, chunk_bytes=max(sizes) + 1))
+    assert len(chunks) > 2 and [i for chunk, _, _ in chunks for i in chunk] == list(range(len(jobs)))
+    assert _plain(pa.concat_tables([table for _, table, _ in chunks])).equals(_plain(whole))
+    results = [r for _, _, chunk_results in chunks for r in chunk_results]
+    assert [(r.name, r.format, r.records, r.rows, r.notes) for r in results] == [
+        (r.name, r.format, r.records, r.rows, r.notes) for r in whole_results
+    ]
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """The table with its dictionary-encoded columns decoded (each chunk's own dictionaries make `equals` differ)."""
+    from costscope.schema import decoded
+
+    return pa.Table.from_arrays([decoded(c) for c in table.columns], names=table.column_names)
