@@ -164,7 +164,7 @@ def _run(
 ) -> ConvertResult:
     workers = options.workers or os.cpu_count() or 1
     sizes = [_input_bytes(s) for s in new]
-    stage = Stage(staging / "rows", max(1, math.ceil(sum(sizes) / options.bucket_bytes)))
+    stage = Stage(staging / "rows", _bucket_count(sum(sizes), options, workers))
     results = _parse_and_stage(new, sizes, stage, options, workers, progress)
     if all(r.unrecognized is not None for r in results):
         first = next(r.unrecognized for r in results if r.unrecognized is not None)
@@ -271,6 +271,16 @@ def _units(new: list[InputFile], options: ConvertOptions) -> list[tuple[int, Job
             units.append((index, (source.part(start, stop, first_line), options.format_in, options.strict, parser),
                           stop - start))  # fmt: skip
     return units
+
+
+def _bucket_count(total: int, options: ConvertOptions, workers: int) -> int:
+    """Trace buckets for `total` input bytes: one per `bucket_bytes`, and one per worker from SETTLE_SPLIT_BYTES up, so
+    that every core settles (the dataset is the same however many there are: each partition's rows are sorted)."""
+    buckets = max(1, math.ceil(total / options.bucket_bytes))
+    return max(buckets, workers) if total >= SETTLE_SPLIT_BYTES else buckets
+
+
+SETTLE_SPLIT_BYTES = 64 << 20
 
 
 def _parse_and_stage(
