@@ -46,12 +46,13 @@ from .dataset import (
     write_manifest,
 )
 from .errors import ConfigError, InputError
+from .forked import pool_map
 from .ingest import _merge, parse_in_chunks
 from .io import GZIP_MAGIC, InputFile, expand_paths, line_parts
 from .parse_cache import FileResult
 from .parsers import Skips, detect, get_parser
 from .pricing import PriceBook
-from .staging import KEY_A, BucketJob, CompactJob, Stage, compact, hashes, pool_map, settle
+from .staging import KEY_A, BucketJob, CompactJob, Stage, compact, hashes, settle
 
 _STAGING = ".staging"
 _LOCK = ".lock"

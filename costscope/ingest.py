@@ -14,9 +14,9 @@ import os
 import sys
 import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.ipc
 
 from .errors import InputError
+from .forked import pool_map
 from .io import GZIP_MAGIC, InputFile, ReadError, line_parts
 from .nopandas import skip_pandas_probe
 from .parse_cache import FileCache, FileResult, PendingSave
@@ -297,26 +298,16 @@ def parse_in_chunks(
         filled += size
     if start < len(jobs):
         chunks.append(range(start, len(jobs)))
-    if workers <= 1 or len(chunks) <= 1 or "fork" not in _start_methods():
-        for chunk in chunks:
-            table, results = _parse_chunk([jobs[i] for i in chunk])
-            yield chunk, _unspill(table), results
-        return
-    spill = tempfile.TemporaryDirectory(prefix="costscope-", dir=_spill_dir())
-    pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start
-    )
-    pending: deque[tuple[range, Future[tuple[pa.Table | Path, list[FileResult]]]]] = deque()
+    parallel = workers > 1 and len(chunks) > 1  # as `pool_map` decides (without `fork`, a spill file is only read back)
+    spill = tempfile.TemporaryDirectory(prefix="costscope-", dir=_spill_dir()) if parallel else None
+    parse = functools.partial(_parse_chunk, spill=Path(spill.name)) if spill is not None else _parse_chunk
     try:
-        for chunk in chunks:
-            pending.append((chunk, pool.submit(_parse_chunk, [jobs[i] for i in chunk], Path(spill.name))))
-            while len(pending) >= 2 * workers or (pending and chunk is chunks[-1]):
-                done, future = pending.popleft()
-                table, results = future.result()
-                yield done, _unspill(table), results
+        done = pool_map(parse, [[jobs[i] for i in chunk] for chunk in chunks], workers, initializer=_worker_start)
+        for chunk, (table, results) in zip(chunks, done, strict=True):
+            yield chunk, _unspill(table), results
     finally:
-        pool.shutdown(cancel_futures=True)
-        spill.cleanup()
+        if spill is not None:
+            spill.cleanup()
 
 
 SPLIT_MIN_BYTES = 64 << 20

@@ -1,16 +1,11 @@
 """The staging passes of `costscope convert` (see `convert.py`): rows on disk in buckets by trace id with an
 in-memory deduplication index, then each bucket settled (deduplicated, ordered, priced, partitioned) and each
-partition's new rows written as sorted files. Bucket and partition jobs run in forked processes (`pool_map`)."""
+partition's new rows written as sorted files. Bucket and partition jobs run in forked processes (`forked.pool_map`)."""
 
 from __future__ import annotations
 
-import multiprocessing
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,8 +20,6 @@ from .steps import order_steps
 
 KEY_A, KEY_B = "costscope-hash-a", "costscope-hash-b"
 """Two independent SipHash keys: a response id is identified by both hashes (128 bits)."""
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 def hashes(column: pa.ChunkedArray, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -195,23 +188,3 @@ def compact(job: CompactJob) -> list[FileEntry]:
 def _mixed_tenants(table: pa.Table) -> int:
     grouped = table.group_by(["trace_id"], use_threads=False).aggregate([("tenant", "count_distinct")])
     return int(pc.sum(pc.greater(grouped["tenant_count_distinct"], 1)).as_py() or 0)
-
-
-def pool_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """`map(fn, items)` in order on `workers` forked processes, at most 2 × workers tasks in flight."""
-    items = list(items)
-    if workers <= 1 or len(items) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        yield from map(fn, items)
-        return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        pending: deque[Future[R]] = deque()
-        try:
-            for item in items:
-                pending.append(pool.submit(fn, item))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
