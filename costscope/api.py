@@ -15,7 +15,8 @@ import pyarrow.compute as pc
 from . import attribution as attr
 from .composition import analyze_composition
 from .errors import ConfigError, InputError
-from .pricing import PriceBook, PricingResult, price_table
+from .io import Expanded, expand_paths
+from .pricing import PriceBook, PricingResult, price_table, report_order
 from .report import Report, TokensReport
 from .schema import DATASET_MANIFEST, UsageSource
 from .steps import Filters, LoadResult, load_steps
@@ -67,6 +68,8 @@ class AnalyzeOptions:
     strict: bool = False
     cache_dir: Path | None = None
     """Directory of the incremental parse cache; None parses every file afresh."""
+    staged: bool | None = None
+    """`analyze` in memory bounded by chunk sizes (`costscope.staged`); None: from `staged.STAGED_FROM_BYTES`."""
 
 
 @dataclass
@@ -90,12 +93,15 @@ def load_priced_steps(
     options: AnalyzeOptions = AnalyzeOptions(),
     stdin: BinaryIO | None = None,
     progress: Callable[[int, int], None] | None = None,
+    expanded: Expanded | None = None,
 ) -> PricedSteps:
-    """Read, filter and price the inputs: the step table every command starts from."""
+    """Read, filter and price the inputs: the step table every command starts from (`expanded`: `paths` already
+    expanded by `read_paths`)."""
     attr.check_keys(list(options.by))
     book = PriceBook.from_file(options.prices)  # a price file's mistakes are told before the inputs are read
     loaded = load_steps(
         paths,
+        expanded=expanded,
         format_in=options.format_in,
         strict=options.strict,
         stdin=stdin,
@@ -173,9 +179,37 @@ def _warnings(steps: PricedSteps, totals: dict[str, object]) -> list[str]:
 
 
 def analyze(paths: list[str], options: AnalyzeOptions = AnalyzeOptions(), stdin: BinaryIO | None = None) -> Report:
-    """Where the money goes: a Report over the inputs (see `Report.to_dict` for the JSON contract)."""
-    steps = load_priced_steps(paths, options, stdin)
+    """Where the money goes: a Report over the inputs (see `Report.to_dict` for the JSON contract), in memory or
+    staged (`options.staged`)."""
+    expanded = read_paths(paths, stdin)
+    if runs_staged(expanded, options):
+        return analyze_staged(expanded, options)[0]
+    steps = load_priced_steps(paths, options, stdin, expanded=expanded)
     return build_report(steps, options)
+
+
+def read_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
+    """The input files PATH arguments name (files, directories walked, globs, `-`), in reading order."""
+    return expand_paths(paths, stdin=stdin)
+
+
+def runs_staged(expanded: Expanded, options: AnalyzeOptions, rows_needed: str | None = None) -> bool:
+    """Whether `analyze` of `expanded` runs staged (see `staged.chosen`; `rows_needed`: an option that needs every
+    row in memory, e.g. `--output`)."""
+    from .staged import chosen
+
+    return chosen(expanded, options, rows_needed)
+
+
+def analyze_staged(
+    expanded: Expanded, options: AnalyzeOptions, progress: Callable[[int, int], None] | None = None
+) -> tuple[Report, list[str] | None]:
+    """`analyze` in memory bounded by chunk sizes, not by the input (`costscope.staged`): the report, and the paths
+    it depends on."""
+    attr.check_keys(list(options.by))
+    from . import staged
+
+    return staged.analyze(expanded, options, progress)
 
 
 def _find(steps: PricedSteps, options: FindOptions) -> list[Finding]:
@@ -213,7 +247,7 @@ def build_report(steps: PricedSteps, options: AnalyzeOptions, findings: FindOpti
             "cost_without_cache_usd": no_cache_cost if cost is not None else None,
         },
         reported=attr.reported_costs(steps.table, calls),
-        prices=steps.pricing.entries,
+        prices=report_order(steps.pricing.entries),
         price_sources=steps.book.sources,
         unpriced=steps.pricing.unpriced,
         warnings=_warnings(steps, totals),

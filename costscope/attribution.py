@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import money
 from .errors import InputError
 from .schema import TOKEN_COLUMNS, Kind, row_run
 
@@ -37,12 +38,12 @@ MONEY = {
 }
 
 
-def reported_costs(table: pa.Table, calls: pa.Table | None = None) -> dict[str, Any]:
+def reported_costs(table: pa.Table, calls: pa.Table | None = None, exact: bool = False) -> dict[str, Any]:
     """Costs the logs claim next to what costscope computes for the same calls.
 
     Per-call claims (`reported_cost_usd` on LLM rows) are compared with those calls' computed cost;
     roll-ups (`kind = rollup`, e.g. a session's total) with the computed cost of their traces. `calls`: the LLM
-    rows of `table`, when the caller has them already.
+    rows of `table`, when the caller has them already; `exact`: dollar sums as `money.Exact`.
     """
     calls = llm_calls(table) if calls is None else calls
     claimed = calls.filter(pc.is_valid(calls["reported_cost_usd"]))
@@ -50,14 +51,15 @@ def reported_costs(table: pa.Table, calls: pa.Table | None = None) -> dict[str, 
     rollups = rollups.filter(pc.is_valid(rollups["reported_cost_usd"]))
     rolled_traces = pc.unique(rollups["trace_id"])
     in_rolled = calls.filter(pc.is_in(calls["trace_id"], value_set=rolled_traces))
-    return {
+    sums = {
         "calls_with_reported_cost": claimed.num_rows,
-        "calls_reported_usd": pc.sum(claimed["reported_cost_usd"]).as_py(),
-        "calls_computed_usd": pc.sum(claimed["cost_total"]).as_py(),
+        "calls_reported_usd": money.exact_sum(claimed["reported_cost_usd"]),
+        "calls_computed_usd": money.exact_sum(claimed["cost_total"]),
         "rollups": rollups.num_rows,
-        "rollups_reported_usd": pc.sum(rollups["reported_cost_usd"]).as_py(),
-        "rollups_computed_usd": pc.sum(in_rolled["cost_total"]).as_py(),
+        "rollups_reported_usd": money.exact_sum(rollups["reported_cost_usd"]),
+        "rollups_computed_usd": money.exact_sum(in_rolled["cost_total"]),
     }
+    return sums if exact else money.floats(sums)
 
 
 def llm_calls(table: pa.Table) -> pa.Table:
@@ -90,50 +92,64 @@ def with_keys(table: pa.Table, by: list[str]) -> tuple[pa.Table, list[str]]:
     return table, columns
 
 
-def _aggregations() -> list[tuple[Any, ...]]:
+def _aggregated(calls: pa.Table, keys: list[str]) -> pa.Table:
+    """Per group of `keys`: calls, priced calls, token sums, calls with usage, and each money column's exact sum in
+    two parts (`money.split_columns`)."""
     aggs: list[tuple[Any, ...]] = [([], "count_all"), ("cost_total", "count")]
     aggs += [(name, "sum") for name in TOKEN_COLUMNS]
-    aggs += [(name, "sum") for name in MONEY.values()]
+    aggs += money.aggregations(list(MONEY.values()))
     aggs += [("usage_source", "count")]
-    return aggs
+    columns = [*keys, *TOKEN_COLUMNS, *MONEY.values(), "usage_source"]  # cost_total is a money column
+    table = money.split_columns(calls.select(columns), list(MONEY.values()))
+    return table.group_by(keys, use_threads=False).aggregate(aggs)
 
 
-def _figures(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _figures(row: dict[str, Any], exact: bool = False) -> dict[str, Any]:
+    """A group's figures; its dollar sums as `money.Exact` with `exact`, for adding up with other parts' sums."""
+
     def get(name: str) -> Any:
-        return row[f"{prefix}{name}"]
+        return row[name]
 
     calls = int(get("count_all"))
     tokens = {name: int(get(f"{name}_sum") or 0) for name in TOKEN_COLUMNS}
-    money = {out: get(f"{col}_sum") for out, col in MONEY.items()}
+    sums = {out: money.joined(row, col) for out, col in MONEY.items()}
+    money_ = sums if exact else {out: None if s is None else s.value for out, s in sums.items()}
     return {
         "calls": calls,
         "priced_calls": int(get("cost_total_count")),
         "calls_without_usage": calls - int(get("usage_source_count")),
         **{name: tokens[name] for name in TOKEN_COLUMNS},
         "uncached_input_tokens": tokens["input_tokens"] - tokens["cache_read_tokens"] - tokens["cache_write_tokens"],
-        **money,
+        **money_,
     }
 
 
-def totals(calls: pa.Table) -> dict[str, Any]:
-    """Totals over all LLM calls; cost sums cover the priced calls (null when none is priced)."""
-    row = calls.group_by([], use_threads=False).aggregate(_aggregations()).to_pylist()
-    if not row or not calls.num_rows:
-        empty = {f"{c}_sum": None for c in list(TOKEN_COLUMNS) + list(MONEY.values())}
-        return _figures({"count_all": 0, "cost_total_count": 0, "usage_source_count": 0, **empty})
-    return _figures(row[0])
+def totals(calls: pa.Table, exact: bool = False) -> dict[str, Any]:
+    """Totals over all LLM calls; cost sums cover the priced calls (null when none is priced). Dollar sums are
+    exact sums (`money`), as floats, or with `exact` as `money.Exact` (for adding up parts' totals)."""
+    row = _aggregated(calls, []).to_pylist() if calls.num_rows else []
+    if not row:
+        empty = {f"{c}_sum": None for c in TOKEN_COLUMNS}
+        empty |= {f"{name}_sum": None for name, _ in money.aggregations(list(MONEY.values()))}
+        return _figures({"count_all": 0, "cost_total_count": 0, "usage_source_count": 0, **empty}, exact)
+    return _figures(row[0], exact)
 
 
-def groups(calls: pa.Table, by: list[str]) -> list[dict[str, Any]]:
+def groups(calls: pa.Table, by: list[str], exact: bool = False) -> list[dict[str, Any]]:
     """One entry per distinct key combination, costliest first (ties by key), each with the totals' fields."""
     keyed, key_columns = with_keys(calls, by)
-    grouped = keyed.group_by(key_columns, use_threads=False).aggregate(_aggregations())
     out = []
-    for row in grouped.to_pylist():
+    for row in _aggregated(keyed, key_columns).to_pylist():
         key = {k: row[c] for k, c in zip(by, key_columns, strict=True)}
-        out.append({"key": key, **_figures(row)})
-    out.sort(key=lambda g: (-(g["cost_usd"] or 0.0), [("" if v is None else str(v)) for v in g["key"].values()]))
+        out.append({"key": key, **_figures(row, exact)})
+    out.sort(key=group_order)
     return out
+
+
+def group_order(group: dict[str, Any]) -> tuple[float, list[str]]:
+    """Costliest first, ties by key."""
+    cost = money.floats(group["cost_usd"]) or 0.0
+    return -cost, [("" if v is None else str(v)) for v in group["key"].values()]
 
 
 def trace_costs(calls: pa.Table) -> pa.Table:
@@ -169,7 +185,7 @@ def distribution(per_trace: pa.Table) -> dict[str, Any]:
     return {
         "traces": per_trace.num_rows,
         "priced_traces": len(costs),
-        "mean_usd": float(np.mean(costs)),
+        "mean_usd": (money.total(costs) or 0.0) / len(costs),  # an exact sum: the same mean in any order
         "p50_usd": float(np.percentile(costs, 50)),
         "p95_usd": float(np.percentile(costs, 95)),
         "max_usd": float(np.max(costs)),
@@ -231,9 +247,22 @@ def top_steps(calls: pa.Table, n: int) -> list[dict[str, Any]]:
 
 def top3_step_share(calls: pa.Table) -> float | None:
     """Share of spend in each trace's three costliest steps, over all traces (cost-weighted)."""
+    top, total = top3_step_usd(calls)
+    return share(top, total)
+
+
+def share(part: money.Exact | None, whole: money.Exact | None) -> float | None:
+    """part / whole, of exact sums (None without a positive whole)."""
+    if part is None or whole is None or whole.units <= 0:
+        return None
+    return part.units / whole.units
+
+
+def top3_step_usd(calls: pa.Table) -> tuple[money.Exact | None, money.Exact | None]:
+    """Dollars in each trace's three costliest steps, and in all priced steps (exact sums; None when none is)."""
     priced = pc.is_valid(calls["cost_total"]).to_numpy(zero_copy_only=False)
     if not priced.any():
-        return None
+        return None, None
     # numbers, then the priced rows: filtering the trace ids would copy their strings
     cost = pc.fill_null(calls["cost_total"], 0.0).to_numpy()[priced]
     traces = value_ranks(calls["trace_id"])[priced]
@@ -243,8 +272,7 @@ def top3_step_share(calls: pa.Table) -> float | None:
     first = np.ones(len(codes), dtype=bool)
     first[1:] = codes[1:] != codes[:-1]
     rank = position - np.maximum.accumulate(np.where(first, position, 0))
-    total = float(cost.sum())
-    return float(cost[rank < 3].sum()) / total if total > 0 else None
+    return money.exact_sum(cost[rank < 3]), money.exact_sum(cost)
 
 
 def value_ranks(column: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -188,12 +188,22 @@ def analyze(
     ] = False,
     engine: EngineOption = EngineName.local,
     scheduler: SchedulerOption = None,
+    staged: Annotated[
+        bool | None,
+        typer.Option(
+            "--staged/--in-memory",
+            help="Read the inputs in memory bounded by chunk sizes, through a temporary directory (same report), or "
+            "all at once in memory. Default: staged from 1 GiB of input.",
+        ),
+    ] = None,
 ) -> None:
     """Where does the money go? Cost per model, agent, trace, tenant and day from reported usage."""
     options = _options(
         _split(by) or ("model",), top, _filters(since, until, model, agent), prices, format_in, strict, no_cache
     )
+    options = api.AnalyzeOptions(**{**vars(options), "staged": staged})
     steps: api.PricedSteps | None = None
+    watched: list[str] | None = None
     try:
         inputs = _inputs(paths, claude, codex)
         dataset = api.dataset_input(inputs, engine.value, scheduler)
@@ -206,16 +216,24 @@ def analyze(
             with _busy("analyzing the dataset"):
                 report = api.analyze_dataset(dataset, options, engine.value, scheduler)
         else:
-            steps = _priced_steps(inputs, options)
-            if output:
-                api.write_steps(steps.table, output)
-            report = api.build_report(steps, options, _find_options() if findings else None)
+            expanded = api.read_paths(inputs, sys.stdin.buffer)
+            if api.runs_staged(expanded, options, "--output" if output else "--findings" if findings else None):
+                with _progress() as progress:
+                    report, watched = api.analyze_staged(expanded, options, progress)
+            else:
+                steps = _priced_steps(inputs, options, expanded)
+                watched = steps.load.watched
+                if output:
+                    api.write_steps(steps.table, output)
+                report = api.build_report(steps, options, _find_options() if findings else None)
     except CostscopeError as exc:
         raise _fail(exc) from None
     recordable = dataset is None and not output
     from .render import RENDERERS
 
-    _emit(RENDERERS[output_format.value](report, _width()), report, _watched(steps, prices, claude, codex, recordable))
+    _emit(
+        RENDERERS[output_format.value](report, _width()), report, _watched(watched, prices, claude, codex, recordable)
+    )
 
 
 def _find_options(**settings: Any) -> Any:
@@ -245,9 +263,11 @@ def _options(
     )
 
 
-def _priced_steps(paths: list[str], options: api.AnalyzeOptions) -> api.PricedSteps:
+def _priced_steps(
+    paths: list[str], options: api.AnalyzeOptions, expanded: io.Expanded | None = None
+) -> api.PricedSteps:
     with _progress() as progress:
-        return api.load_priced_steps(paths, options, sys.stdin.buffer, progress)
+        return api.load_priced_steps(paths, options, sys.stdin.buffer, progress, expanded)
 
 
 def _tell(inputs: dict[str, Any], warnings: list[str]) -> None:
@@ -262,12 +282,13 @@ def _notices(inputs: dict[str, Any], warnings: list[str]) -> str:
 
 
 def _watched(
-    steps: api.PricedSteps | None, prices: str | None, claude: bool, codex: bool, recordable: bool = True
+    inputs: list[str] | None, prices: str | None, claude: bool, codex: bool, recordable: bool = True
 ) -> list[str] | None:
-    """Every path a report over `steps` depends on (for the run cache); None when it cannot be listed."""
-    if not recordable or steps is None or steps.load.watched is None:
+    """Every path a report depends on (for the run cache): the paths its inputs depend on (`LoadResult.watched`)
+    and the options' own; None when they cannot be listed."""
+    if not recordable or inputs is None:
         return None
-    paths = list(steps.load.watched)
+    paths = list(inputs)
     if prices:
         paths.append(prices)
     if claude:
@@ -323,7 +344,11 @@ def tokens(
         raise _fail(exc) from None
     from .render.tokens import TOKENS_RENDERERS
 
-    _emit(TOKENS_RENDERERS[output_format.value](report, _width()), report, _watched(steps, prices, claude, codex))
+    _emit(
+        TOKENS_RENDERERS[output_format.value](report, _width()),
+        report,
+        _watched(steps.load.watched, prices, claude, codex),
+    )
 
 
 @app.command()

@@ -21,7 +21,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import money
 from .attribution import llm_calls, with_keys
+from .money import Exact
 from .parsers.segments import INPUT_KINDS, KINDS, OUTPUT, SYSTEM, TOOL_RESULT
 from .schema import UsageSource
 
@@ -97,6 +99,9 @@ def explode(table: pa.Table) -> Exploded:
                     recounted, scale)  # fmt: skip
 
 
+_OFFSET_SCALE = float(1 << 30)
+
+
 def _input_dollars(calls: pa.Table, parent: np.ndarray, is_input: np.ndarray, calibrated: np.ndarray) -> np.ndarray:
     """Each input segment's share of its call's input cost, prefix-aware (cache reads first, then writes)."""
     usd = np.full(len(parent), np.nan)
@@ -111,12 +116,17 @@ def _input_dollars(calls: pa.Table, parent: np.ndarray, is_input: np.ndarray, ca
         rate_plain = np.where(uncached > 0, _col(calls, "cost_input", 0.0) / uncached, 0.0)
     priced = ~np.isnan(_col(calls, "cost_total"))
     p, t = parent[is_input], calibrated[is_input]
-    end = np.cumsum(t)
-    start = end - t
-    call_start = np.zeros(len(calls) + 1)
+    # each segment's place in its call's prompt: a running sum in integer 2**-30 tokens, so that it is exact and
+    # the same whatever calls come before (a float running sum over the table rounds by what precedes); the
+    # table-wide int64 sum may wrap around, a call's own difference of two of its values stays exact
+    steps = np.rint(t * _OFFSET_SCALE).astype(np.int64)
+    end_units = np.cumsum(steps)
+    start_units = end_units - steps
+    call_start = np.zeros(len(calls) + 1, dtype=np.int64)
     firsts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
-    call_start[p[firsts]] = start[firsts]
-    start, end = start - call_start[p], end - call_start[p]
+    call_start[p[firsts]] = start_units[firsts]
+    start = (start_units - call_start[p]) / _OFFSET_SCALE
+    end = (end_units - call_start[p]) / _OFFSET_SCALE
     in_read = np.clip(np.minimum(end, read[p]) - start, 0, None)
     in_write = np.clip(np.minimum(end, read[p] + write[p]) - np.maximum(start, read[p]), 0, None)
     plain = np.clip(t - in_read - in_write, 0, None)
@@ -158,45 +168,73 @@ def composition(x: Exploded, by: list[str]) -> list[dict[str, Any]]:
             "usd": pa.array(np.concatenate([x.usd[is_input], _col(calls, "cost_output")]), from_pandas=True),
         }
     )
-    sums = rows.group_by(["group", "kind"], use_threads=False).aggregate(
-        [("tokens", "sum"), ("raw", "sum"), ("usd", "sum"), ("usd", "count")]
+    summed = ["tokens", "raw", "usd"]
+    sums = (
+        money.split_columns(rows, summed)
+        .group_by(["group", "kind"], use_threads=False)
+        .aggregate([*money.aggregations(summed), ("usd", "count")])
     )
-    per_group: dict[int, dict[str, dict[str, Any]]] = {}
+    per_group: dict[int, dict[str, KindSums]] = {}
     for r in sums.to_pylist():
-        per_group.setdefault(r["group"], {})[r["kind"]] = r
+        tokens, raw = money.joined(r, "tokens"), money.joined(r, "raw")
+        assert tokens is not None and raw is not None  # never null
+        per_group.setdefault(r["group"], {})[r["kind"]] = (tokens, raw, money.joined(r, "usd"), r["usd_count"])
     firsts = {int(c): int(i) for c, i in zip(*np.unique(codes, return_index=True), strict=True)}
     counts = dict(zip(*np.unique(codes, return_counts=True), strict=True))
-    groups = []
+    groups: list[dict[str, Any]] = []
     for code, kinds in per_group.items():
-        input_rows = [kinds[k] for k in INPUT_KINDS if k in kinds]
-        input_tokens = sum(r["tokens_sum"] for r in input_rows)
-        priced = any(r["usd_count"] for r in input_rows)
-        input_usd = sum(r["usd_sum"] or 0.0 for r in input_rows)
-        all_usd = input_usd + ((kinds.get(OUTPUT) or {}).get("usd_sum") or 0.0)
-        segments = [
-            {
-                "kind": k,
-                "tokens": round(kinds[k]["tokens_sum"]),
-                "recounted_tokens": round(kinds[k]["raw_sum"]),
-                "share": kinds[k]["tokens_sum"] / input_tokens if k != OUTPUT and input_tokens else None,
-                "cost_usd": kinds[k]["usd_sum"] if kinds[k]["usd_count"] else None,
-                "cost_share": (kinds[k]["usd_sum"] or 0.0) / all_usd if all_usd else None,
-            }
-            for k in KINDS
-            if k in kinds
-        ]
+        segments, input_tokens, input_usd = segment_summary(kinds)
         first = firsts[code]
         groups.append(
             {
                 "key": {k: keyed[c][first].as_py() for k, c in zip(by, key_columns, strict=True)},
                 "calls": int(counts[code]),
-                "input_tokens": round(input_tokens),
-                "input_cost_usd": input_usd if priced else None,
+                "input_tokens": round(input_tokens.value),
+                "input_cost_usd": input_usd.value if input_usd is not None else None,
                 "segments": segments,
             }
         )
     groups.sort(key=lambda g: (-(g["input_cost_usd"] or 0.0), -g["input_tokens"], str(list(g["key"].values()))))
     return groups
+
+
+KindSums = tuple[Exact, Exact, Exact | None, int]
+"""Sums over the segments of one kind: calibrated tokens, recounted tokens, dollars (None when none is priced), and
+the priced segments (`output`: the calls' output tokens and cost)."""
+
+
+def segment_summary(kinds: dict[str, KindSums]) -> tuple[list[dict[str, Any]], Exact, Exact | None]:
+    """The `segments` of a composition from each kind's exact sums (shares of exact sums: the same figures however
+    the calls were split into parts), the input tokens, and the input dollars (None when no input is priced)."""
+    inputs = [kinds[k] for k in INPUT_KINDS if k in kinds]
+    input_tokens = sum((r[0] for r in inputs), Exact(0))
+    priced = [r[2] for r in inputs if r[2] is not None and r[3]]
+    input_usd = sum(priced, Exact(0)) if priced else None
+    output_usd = kinds[OUTPUT][2] if OUTPUT in kinds else None
+    all_usd = (input_usd or Exact(0)) + (output_usd or Exact(0))
+    segments = [
+        {
+            "kind": k,
+            "tokens": round(kinds[k][0].value),
+            "recounted_tokens": round(kinds[k][1].value),
+            "share": ratio(kinds[k][0], input_tokens) if k != OUTPUT else None,
+            "cost_usd": usd.value if (usd := kinds[k][2]) is not None and kinds[k][3] else None,
+            "cost_share": ratio(kinds[k][2] or Exact(0), all_usd),
+        }
+        for k in KINDS
+        if k in kinds
+    ]
+    return segments, input_tokens, input_usd
+
+
+def ratio(part: Exact, whole: Exact) -> float | None:
+    """part / whole of exact sums, None when the whole is zero."""
+    return part.units / whole.units if whole.units else None
+
+
+def exact(values: np.ndarray) -> Exact:
+    """The exact sum of `values` (zero when there is none)."""
+    return money.exact_sum(values) or Exact(0)
 
 
 # ---------------------------------------------------------------- reconciliation
@@ -306,14 +344,17 @@ def context_carry(x: Exploded, top: int) -> dict[str, Any]:
     per item (the costliest `top`)."""
     carried = _carried(x)
     is_input = x.kind != OUTPUT
-    total_tokens, total_usd = float(x.calibrated[is_input].sum()), float(np.nansum(x.usd[is_input]))
+    total_tokens, total_usd = exact(x.calibrated[is_input]).value, exact(x.usd[is_input]).value
     agents = pc.fill_null(x.calls["agent"], "(none)").to_numpy(zero_copy_only=False).astype(str)[x.parent]
     tools = pc.fill_null(x.tool, "(unknown)").to_numpy(zero_copy_only=False).astype(str)
 
     def summary(mask: np.ndarray) -> dict[str, Any]:
-        t, d = float(x.calibrated[mask].sum()), x.usd[mask]
-        usd = float(np.nansum(d)) if mask.any() and not np.isnan(d).all() else None
-        return {"resends": int(mask.sum()), "tokens": round(t), "cost_usd": usd}
+        usd = money.exact_sum(x.usd[mask])  # None when no segment is priced
+        return {
+            "resends": int(mask.sum()),
+            "tokens": round(exact(x.calibrated[mask]).value),
+            "cost_usd": usd.value if usd is not None else None,
+        }
 
     def grouped(mask: np.ndarray, labels: np.ndarray, name: str) -> list[dict[str, Any]]:
         rows = [{name: label, **summary(mask & (labels == label))} for label in sorted(set(labels[mask].tolist()))]

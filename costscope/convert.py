@@ -164,9 +164,9 @@ def _run(
     progress: Callable[[int, int], None] | None,
 ) -> ConvertResult:
     workers = options.workers or os.cpu_count() or 1
-    sizes = [_input_bytes(s) for s in new]
-    stage = Stage(staging / "rows", _bucket_count(sum(sizes), options, workers))
-    results = _parse_and_stage(new, sizes, stage, options, workers, progress)
+    sizes = [input_bytes(s) for s in new]
+    stage = Stage(staging / "rows", bucket_count(sum(sizes), options, workers))
+    results = parse_and_stage(new, sizes, stage, options, workers, progress)
     if all(r.unrecognized is not None for r in results):
         first = next(r.unrecognized for r in results if r.unrecognized is not None)
         raise first
@@ -232,7 +232,7 @@ def _warnings(results: list[FileResult], dropped: list[str]) -> list[str]:
 # ---------------------------------------------------------------- pass 1: parse and stage
 
 
-def _input_bytes(source: InputFile) -> int:
+def input_bytes(source: InputFile) -> int:
     """Bytes of input a file stands for (a gzip file about 8 times its size)."""
     assert source.path is not None
     with open(source.path, "rb") as fh:
@@ -274,7 +274,7 @@ def _units(new: list[InputFile], options: ConvertOptions) -> list[tuple[int, Job
     return units
 
 
-def _bucket_count(total: int, options: ConvertOptions, workers: int) -> int:
+def bucket_count(total: int, options: ConvertOptions, workers: int) -> int:
     """Trace buckets for `total` input bytes: one per `bucket_bytes`, and one per worker from SETTLE_SPLIT_BYTES up, so
     that every core settles (the dataset is the same however many there are: each partition's rows are sorted)."""
     buckets = max(1, math.ceil(total / options.bucket_bytes))
@@ -284,7 +284,7 @@ def _bucket_count(total: int, options: ConvertOptions, workers: int) -> int:
 SETTLE_SPLIT_BYTES = 64 << 20
 
 
-def _parse_and_stage(
+def parse_and_stage(
     new: list[InputFile],
     sizes: list[int],
     stage: Stage,

@@ -8,6 +8,8 @@ tokens at this boundary and float64 USD in the table (rounded only for display).
 from __future__ import annotations
 
 import difflib
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -397,6 +399,15 @@ def _priceable_run(table: pa.Table) -> tuple[int, int] | None:
     outside it every cost is null."""
     can = pc.or_(pc.equal(table["kind"], "llm"), pc.is_valid(table["usage_source"]))
     return row_run(pc.fill_null(can, False).to_numpy(zero_copy_only=False))
+
+
+def report_order(entries: Iterable[PriceEntry]) -> list[PriceEntry]:
+    """The distinct entries in the order reports list them: by price reference, then rates. It does not depend on
+    the order the calls were read in, so that a report combined from parts lists the prices as one over the whole."""
+    distinct: dict[str, PriceEntry] = {}
+    for entry in entries:
+        distinct.setdefault(json.dumps(entry.to_json(), sort_keys=True), entry)
+    return [distinct[key] for key in sorted(distinct, key=lambda key: (distinct[key].ref, key))]
 
 
 def _price_rows(table: pa.Table, book: PriceBook) -> PricingResult:

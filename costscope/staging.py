@@ -110,18 +110,10 @@ class Settled:
 
 def settle(job: BucketJob) -> Settled:
     """Deduplicate, order, number, price and partition one bucket's rows (whole traces)."""
-    folder = job.directory / f"b{job.bucket:04d}"
-    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    if not files:
+    table, examples = bucket_steps(job.directory, job.bucket, job.dropped)
+    if table is None:
         return Settled([], [])
-    table = pa.concat_tables([pq.read_table(f) for f in files])
-    seq = table["_seq"].to_numpy()
-    drop = np.isin(seq, job.dropped)
-    gone = table.filter(pa.array(drop)).select(["source", "line"]).to_pylist()
-    examples = [(int(s), f"{r['source']}:{r['line']}") for s, r in zip(seq[drop].tolist(), gone, strict=True)]
-    table = table.filter(pa.array(~drop))
-    table = table.take(pa.array(np.argsort(seq[~drop], kind="stable"))).drop_columns(["_seq"])
-    table = price_table(order_steps(conform(table)), PriceBook()).table
+    table = price_table(table, PriceBook()).table
     day, tenant = _trace_keys(table)
     labels = pc.binary_join_element_wise(day, pc.fill_null(tenant, "\x00"), "\x1f")
     encoded = pc.dictionary_encode(labels).combine_chunks()
@@ -135,6 +127,23 @@ def settle(job: BucketJob) -> Settled:
         pq.write_table(table.filter(pa.array(codes == code)), path, compression="lz4")
         pieces.append((*partition, str(path)))
     return Settled(pieces, examples)
+
+
+def bucket_steps(directory: Path, bucket: int, dropped: np.ndarray) -> tuple[pa.Table | None, list[tuple[int, str]]]:
+    """One bucket's rows (whole traces) without the `dropped` reading ordinals, as a step table (`order_steps`), and
+    the (reading ordinal, `file:line`) of the rows dropped; None for a bucket no row went to."""
+    folder = directory / f"b{bucket:04d}"
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not files:
+        return None, []
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    seq = table["_seq"].to_numpy()
+    drop = np.isin(seq, dropped)
+    gone = table.filter(pa.array(drop)).select(["source", "line"]).to_pylist()
+    examples = [(int(s), f"{r['source']}:{r['line']}") for s, r in zip(seq[drop].tolist(), gone, strict=True)]
+    table = table.filter(pa.array(~drop))
+    table = table.take(pa.array(np.argsort(seq[~drop], kind="stable"))).drop_columns(["_seq"])
+    return order_steps(conform(table)), examples
 
 
 def _trace_keys(table: pa.Table) -> tuple[pa.Array, pa.Array]:

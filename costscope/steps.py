@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -17,9 +17,12 @@ import pyarrow.compute as pc
 from .attribution import value_ranks
 from .errors import InputError
 from .ingest import parse_files
-from .io import expand_paths
+from .io import Expanded, expand_paths
 from .parsers import CACHE_DEPENDENCIES, Skips, get_parser
-from .schema import STEP_SCHEMA, decoded, nulls
+from .schema import STEP_SCHEMA, decoded, empty_table, nulls
+
+if TYPE_CHECKING:
+    from .parse_cache import FileResult
 
 
 @dataclass(frozen=True)
@@ -54,20 +57,19 @@ def load_steps(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     meanwhile: Callable[[], None] | None = None,
+    expanded: Expanded | None = None,
 ) -> LoadResult:
     """Read every input into one step table ordered by trace and time, with step ordinals.
 
     `cache_dir` enables the incremental cache of parsed files (None: parse everything); `workers` caps
     the parsing processes (default: all cores); `progress(done_bytes, total_bytes)` reports parsing;
-    `meanwhile()` is called once, while the files are parsed (see `ingest.parse_files`).
+    `meanwhile()` is called once, while the files are parsed (see `ingest.parse_files`); `expanded`: the
+    inputs when the caller has already expanded `paths` (`io.expand_paths`).
     """
-    expanded = expand_paths(paths, stdin=stdin)
+    if expanded is None:
+        expanded = expand_paths(paths, stdin=stdin)
     if format_in:
         get_parser(format_in)  # an unknown name is a usage error before any work
-    skips = Skips(strict=strict)
-    notes: Counter[str] = Counter()
-    files: list[FileReport] = []
-    unrecognized: list[InputError] = []
     parsed = parse_files(
         expanded.files,
         format_in=format_in,
@@ -77,7 +79,26 @@ def load_steps(
         progress=progress,
         meanwhile=meanwhile,
     )
-    for result in parsed.results:
+    result_ = read_result(parsed.results, expanded, strict)
+    keep, duplicates = duplicate_responses(parsed.table)
+    ordered = ordered_columns(parsed.table, keep)  # one copy of the rows: deduplicated and ordered at once
+    if parsed.saving is not None:
+        parsed.saving.wait()  # the parse cache was written meanwhile
+    del parsed  # the unordered rows go now: before the ordered copy is decoded (about twice its bytes)
+    result_.table = decoded_table(ordered)
+    result_.duplicates = duplicates
+    return result_
+
+
+def read_result(results: list[FileResult], expanded: Expanded, strict: bool = False) -> LoadResult:
+    """What reading `expanded`'s files gave (each file's result, in order), without rows yet: the files and their
+    records, the skips, the notes and the paths a run depends on. Raises the first file's error when no file was
+    in a known format."""
+    skips = Skips(strict=strict)
+    notes: Counter[str] = Counter()
+    files: list[FileReport] = []
+    unrecognized: list[InputError] = []
+    for result in results:
         skips.counts.update(result.skip_counts)
         skips.examples.extend(result.skip_examples[: max(0, skips.max_examples - len(skips.examples))])
         notes.update(result.notes)
@@ -86,18 +107,11 @@ def load_steps(
         files.append(FileReport(result.name, result.format, result.records, result.rows))
     if unrecognized and len(unrecognized) == len(files):
         raise unrecognized[0]
-    keep, duplicates = duplicate_responses(parsed.table)
-    ordered = ordered_columns(parsed.table, keep)  # one copy of the rows: deduplicated and ordered at once
-    if parsed.saving is not None:
-        parsed.saving.wait()  # the parse cache was written meanwhile
-    del parsed  # the unordered rows go now: before the ordered copy is decoded (about twice its bytes)
-    table = decoded_table(ordered)
-    result_ = LoadResult(table, files, expanded.ignored, skips, dict(notes))
-    result_.duplicates = duplicates
+    loaded = LoadResult(empty_table(), files, expanded.ignored, skips, dict(notes))
     if expanded.watched is not None:
         consulted = [str(p) for f in expanded.files if f.path for hook in CACHE_DEPENDENCIES for p in hook(f.path)]
-        result_.watched = expanded.watched + consulted
-    return result_
+        loaded.watched = expanded.watched + consulted
+    return loaded
 
 
 def drop_duplicate_responses(table: pa.Table) -> tuple[pa.Table, list[str]]:

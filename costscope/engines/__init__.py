@@ -35,6 +35,7 @@ from ..simulate.policy_file import Scenario, with_value
 from ..simulate.registry import BY_NAME
 from ..simulate.report import SimulationReport
 from ..simulate.session import Recorded, Sweep, load_scenarios, simulate_recorded
+from ..steps import LoadResult
 from . import merge, partials
 from .partials import Task
 
@@ -208,7 +209,17 @@ def analyze_dataset(path: str, options: AnalyzeOptions, engine: Engine, unit_row
     manifest = dataset.read_manifest(path)
     units, pruned = dataset.plan_units(manifest, "rows", unit_rows, options.filters)
     parts = _run(engine, partials.analyze_unit, _tasks(path, units, options, book))
-    steps, totals = _facts(path, manifest, [p.read for p in parts], book, pruned)
+    loaded = dataset.load_result(path, manifest, empty_table(), pruned + sum(p.read.filtered_out for p in parts))
+    return analyze_report(parts, loaded, options, book)
+
+
+def analyze_report(
+    parts: list[partials.AnalyzePart], loaded: LoadResult, options: AnalyzeOptions, book: PriceBook
+) -> Report:
+    """`api.build_report`'s report from the partial figures of units holding whole traces; `loaded` tells what was
+    read (its table is not used)."""
+    reads = [p.read for p in parts]
+    steps, totals = PricedSteps(loaded, merge.pricing(reads, book), book), merge.totals(reads)
     agent_groups = merge.groups([p.agent_groups for p in parts])
     cost, input_tokens = totals["cost_usd"], totals["input_tokens"]
     top_traces = merge.candidates([p.top_traces for p in parts])
@@ -231,7 +242,7 @@ def analyze_dataset(path: str, options: AnalyzeOptions, engine: Engine, unit_row
             "saved_usd": totals["cache_saved_usd"],
             "cost_without_cache_usd": (cost or 0.0) + (totals["cache_saved_usd"] or 0.0) if cost is not None else None,
         },
-        reported=merge.add_fields([p.reported for p in parts]) if parts else attr.reported_costs(empty_table()),
+        reported=merge.reported(parts),
         prices=steps.pricing.entries,
         price_sources=book.sources,
         unpriced=steps.pricing.unpriced,

@@ -1,11 +1,12 @@
 """Combining the partial figures of work units (`partials.py`) into the reports the library builds from one table.
 
-Exact where the figure allows it, because a trace is never split between units: counts, token sums and dollar sums
-are added (so dollars match the one-table result to floating-point rounding, far below a cent); the cost-per-trace
-distribution and the top-N lists are computed from the gathered per-trace costs and per-unit top-N candidates;
-the composition's mismatch count uses each model's median over the gathered ratios. Simulation outcomes (a
-policy's risks and details) are combined by the policy's own `merge_outcomes` when it has one, else by the
-documented generic rule of `merge_outcome`.
+Exact where the figure allows it, because a trace is never split between units: counts and token sums are added, and
+so are `analyze`'s dollar sums, held exactly (`money.Exact`) until the report is made, so that its report is the
+one-table report to the last digit (the baseline's and the simulation's dollars to floating-point rounding, far
+below a cent); the cost-per-trace distribution and the top-N lists are computed from the gathered per-trace costs
+and per-unit top-N candidates; the composition's mismatch count uses each model's median over the gathered ratios.
+Simulation outcomes (a policy's risks and details) are combined by the policy's own `merge_outcomes` when it has
+one, else by the documented generic rule of `merge_outcome`.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ from ..baseline import (
     per_trace_stats,
     unpriced_models,
 )
-from ..composition import CARRIED_KINDS, MIN_CALLS_FOR_MEDIAN, OVER_REPORTED, UNDER_REPORTED
+from ..composition import CARRIED_KINDS, MIN_CALLS_FOR_MEDIAN, OVER_REPORTED, UNDER_REPORTED, KindSums, segment_summary
 from ..dataset import Manifest
-from ..parsers.segments import INPUT_KINDS, KINDS, OUTPUT
-from ..pricing import PriceBook, PriceEntry, PricingResult, Unpriced
+from ..money import Exact, floats
+from ..pricing import PriceBook, PricingResult, Unpriced, report_order
 from ..schema import UsageSource, empty_table
 from ..simulate.engine import JOINT, with_savings
 from .outcomes import merge_outcome, merge_value
@@ -68,16 +69,9 @@ def add_fields(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def pricing(reads: list[Read], book: PriceBook) -> PricingResult:
     """The pricing facts of every unit as one PricingResult; its table holds only the recounted calls' marker
     (`usage_source`), which is all the run's warnings read from it."""
-    entries: list[PriceEntry] = []
-    seen: set[tuple[str, tuple[Any, ...]]] = set()
     unpriced: dict[tuple[str | None, str | None], Unpriced] = {}
     matched: set[int] = set()
     for read in reads:
-        for entry in read.pricing.entries:
-            identity = (entry.ref, tuple(sorted(entry.rates.items())))
-            if identity not in seen:
-                seen.add(identity)
-                entries.append(entry)
         for u in read.pricing.unpriced:
             known = unpriced.get((u.provider, u.model))
             unpriced[(u.provider, u.model)] = (
@@ -99,7 +93,7 @@ def pricing(reads: list[Read], book: PriceBook) -> PricingResult:
     )
     return PricingResult(
         pa.table({"usage_source": marker}),
-        sorted(entries, key=lambda e: e.ref),
+        report_order(entry for read in reads for entry in read.pricing.entries),
         sorted(unpriced.values(), key=lambda u: (-u.calls, u.model or "", u.provider or "")),
         sum(r.pricing.undated_calls for r in reads),
         [rule.model for i, rule in enumerate(book.rules) if i not in matched],
@@ -107,7 +101,8 @@ def pricing(reads: list[Read], book: PriceBook) -> PricingResult:
 
 
 def totals(reads: list[Read]) -> dict[str, Any]:
-    return add_fields([r.totals for r in reads]) if reads else attr.totals(empty_table())
+    """`attribution.totals` over all units (their exact dollar sums added, then made floats)."""
+    return floats(add_fields([r.totals for r in reads])) if reads else attr.totals(empty_table())
 
 
 # ---------------------------------------------------------------- analyze
@@ -127,8 +122,8 @@ def groups(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
             merged[key] = (
                 dict(row) if known is None else {"key": known["key"], **add_fields([_figures(known), _figures(row)])}
             )
-    out = list(merged.values())
-    out.sort(key=lambda g: (-(g["cost_usd"] or 0.0), [("" if v is None else str(v)) for v in g["key"].values()]))
+    out: list[dict[str, Any]] = floats(list(merged.values()))
+    out.sort(key=attr.group_order)
     return out
 
 
@@ -150,9 +145,17 @@ def candidates(tables: list[pa.Table]) -> pa.Table | None:
 
 
 def top3_share(parts: list[AnalyzePart]) -> float | None:
-    top = sum(p.top3[0] for p in parts)
-    total = sum(p.top3[1] for p in parts)
-    return top / total if total > 0 else None
+    top = [p.top3[0] for p in parts if p.top3[0] is not None]
+    total = [p.top3[1] for p in parts if p.top3[1] is not None]
+    return attr.share(sum(top, Exact(0)), sum(total, Exact(0))) if total else None
+
+
+def reported(parts: list[AnalyzePart]) -> dict[str, Any]:
+    """`attribution.reported_costs` over all units."""
+    if not parts:
+        return attr.reported_costs(empty_table())
+    sums: dict[str, Any] = floats(add_fields([p.reported for p in parts]))
+    return sums
 
 
 def composition(parts: list[CompositionPart | None]) -> dict[str, Any] | None:
@@ -160,26 +163,14 @@ def composition(parts: list[CompositionPart | None]) -> dict[str, Any] | None:
     present = [p for p in parts if p is not None]
     if not present:
         return None
-    kinds: dict[str, list[float]] = {}
+    kinds: dict[str, KindSums] = {}
     for part in present:
         for kind, sums in part.kinds.items():
-            kinds[kind] = [a + b for a, b in zip(kinds.get(kind, [0.0, 0.0, 0.0, 0]), sums, strict=True)]
-    inputs = [kinds[k] for k in INPUT_KINDS if k in kinds]
-    input_tokens = sum(r[0] for r in inputs)
-    input_usd = sum(r[2] for r in inputs)
-    all_usd = input_usd + kinds[OUTPUT][2]
-    segments = [
-        {
-            "kind": k,
-            "tokens": round(kinds[k][0]),
-            "recounted_tokens": round(kinds[k][1]),
-            "share": kinds[k][0] / input_tokens if k != OUTPUT and input_tokens else None,
-            "cost_usd": kinds[k][2] if kinds[k][3] else None,
-            "cost_share": kinds[k][2] / all_usd if all_usd else None,
-        }
-        for k in KINDS
-        if k in kinds
-    ]
+            known = kinds.get(kind)
+            kinds[kind] = sums if known is None else (
+                known[0] + sums[0], known[1] + sums[1], add(known[2], sums[2]), known[3] + sums[3]
+            )  # fmt: skip
+    segments, _, _ = segment_summary(kinds)
     return {
         "calls_with_content": sum(p.calls_with_content for p in present),
         "tokenizers": sorted(set().union(*(p.tokenizers for p in present))),
@@ -192,11 +183,15 @@ def composition(parts: list[CompositionPart | None]) -> dict[str, Any] | None:
 def _carry(parts: list[CompositionPart]) -> dict[str, Any]:
     def summary(name: str) -> dict[str, Any]:
         rows = [p.carry[name] for p in parts]
-        usd = sum(r[2] for r in rows) if any(r[3] for r in rows) else None
-        return {"resends": sum(r[0] for r in rows), "tokens": round(sum(r[1] for r in rows)), "cost_usd": usd}
+        usd = [r[2] for r in rows if r[2] is not None]
+        return {
+            "resends": sum(r[0] for r in rows),
+            "tokens": round(sum((r[1] for r in rows), Exact(0)).value),
+            "cost_usd": sum(usd, Exact(0)).value if usd else None,
+        }
 
-    total_tokens = sum(p.input_tokens for p in parts)
-    total_usd = sum(p.input_usd for p in parts)
+    total_tokens = sum((p.input_tokens for p in parts), Exact(0)).value
+    total_usd = sum((p.input_usd for p in parts), Exact(0)).value
     carried = summary("all")
     return {
         **carried,

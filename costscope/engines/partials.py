@@ -19,8 +19,19 @@ from .. import attribution as attr
 from .. import dataset
 from ..api import PricedSteps
 from ..baseline import Baseline, summarize
-from ..composition import CARRIED_KINDS, PLACEHOLDER_MAX_TOKENS, PLACEHOLDER_MIN_CHARS, _carried, _col, _ratios, explode
+from ..composition import (
+    CARRIED_KINDS,
+    PLACEHOLDER_MAX_TOKENS,
+    PLACEHOLDER_MIN_CHARS,
+    KindSums,
+    _carried,
+    _col,
+    _ratios,
+    exact,
+    explode,
+)
 from ..errors import InputError
+from ..money import Exact, exact_sum
 from ..parsers import Skips
 from ..parsers.segments import INPUT_KINDS, OUTPUT
 from ..pricing import PriceBook, PricingResult, price_table
@@ -57,6 +68,7 @@ class Read:
     matched_rules: frozenset[int]
     recounted: int
     totals: dict[str, Any]
+    """`attribution.totals`, its dollar sums exact (`money.Exact`)."""
 
 
 def read_priced(task: Task, replay: bool = False) -> tuple[pa.Table, Read]:
@@ -68,19 +80,24 @@ def read_priced(task: Task, replay: bool = False) -> tuple[pa.Table, Read]:
             f"{task.unit.label}: read {table.num_rows} rows where the dataset manifest lists {task.unit.rows}",
             hint="the dataset changed while it was read, or a file was damaged: convert the traces again",
         )
-    kept = task.filters.apply(table)
-    book = PriceBook(rules=task.book.rules, rules_source=task.book.rules_source)
-    pricing = price_table(kept, book)
+    return price_rows(table, task.unit.label, task.filters, task.book)
+
+
+def price_rows(table: pa.Table, label: str, filters: Filters, book: PriceBook) -> tuple[pa.Table, Read]:
+    """A unit's rows (whole traces, in step-table order) filtered and priced, and the facts of that reading."""
+    kept = filters.apply(table)
+    own_book = PriceBook(rules=book.rules, rules_source=book.rules_source)
+    pricing = price_table(kept, own_book)
     priced = pricing.table
     recounted = int(pc.sum(pc.equal(priced["usage_source"], UsageSource.RECOUNTED.value)).as_py() or 0)
-    totals = attr.totals(attr.llm_calls(priced))
+    totals = attr.totals(attr.llm_calls(priced), exact=True)
     light = PricingResult(empty_table(), pricing.entries, pricing.unpriced, pricing.undated_calls, [])
     read = Read(
-        task.unit.label,
+        label,
         table.num_rows,
         table.num_rows - kept.num_rows,
         light,
-        frozenset(book._matched_rules),
+        frozenset(own_book._matched_rules),
         recounted,
         totals,
     )
@@ -96,12 +113,12 @@ class CompositionPart:
 
     calls_with_content: int
     tokenizers: frozenset[str]
-    kinds: dict[str, tuple[float, float, float, int]]
-    """Per segment kind: calibrated tokens, recounted tokens, USD (priced segments), priced segments."""
-    input_tokens: float
-    input_usd: float
-    carry: dict[str, tuple[int, float, float, bool]]
-    """`all` and each carried kind: re-sends, calibrated tokens, USD, whether any of that USD is known."""
+    kinds: dict[str, KindSums]
+    """Per segment kind: calibrated tokens, recounted tokens, USD (None when no segment is priced), priced segments."""
+    input_tokens: Exact
+    input_usd: Exact
+    carry: dict[str, tuple[int, Exact, Exact | None]]
+    """`all` and each carried kind: re-sends, calibrated tokens, USD (None when none is known)."""
     ratios: dict[str, np.ndarray]
     """Per model: reported / recounted input of the calls usable for its median (placeholders excluded)."""
     placeholders: int
@@ -117,7 +134,7 @@ class AnalyzePart:
     """Cost of each trace with a priced call (USD)."""
     top_traces: pa.Table
     top_steps: pa.Table
-    top3: tuple[float, float]
+    top3: tuple[Exact | None, Exact | None]
     """USD in each trace's three costliest steps, and USD of all priced calls."""
     reported: dict[str, Any]
     composition: CompositionPart | None
@@ -125,25 +142,28 @@ class AnalyzePart:
 
 def analyze_unit(task: Task) -> AnalyzePart:
     table, read = read_priced(task)
+    return analyze_part(table, read, task.by, task.top)
+
+
+def analyze_part(table: pa.Table, read: Read, by: tuple[str, ...], top: int) -> AnalyzePart:
+    """What a unit's priced rows (`price_rows`) contribute to `analyze`'s report."""
     calls = attr.llm_calls(table)
     per_trace = attr.trace_costs(calls)
     priced_traces = per_trace.filter(pc.greater(per_trace["cost_total_count"], 0))
-    share = attr.top3_step_share(calls)
-    total = float(read.totals["cost_usd"] or 0.0)
     return AnalyzePart(
         read=read,
-        groups=attr.groups(calls, list(task.by)) if task.by else [],
-        agent_groups=attr.groups(calls, ["agent"]) if calls.num_rows else [],
+        groups=attr.groups(calls, list(by), exact=True) if by else [],
+        agent_groups=attr.groups(calls, ["agent"], exact=True) if calls.num_rows else [],
         traces=per_trace.num_rows,
         trace_costs=priced_traces["cost_total_sum"].to_numpy(zero_copy_only=False).astype(np.float64),
-        top_traces=_top(per_trace, [("cost_total_sum", "descending"), ("trace_id", "ascending")], task.top),
+        top_traces=_top(per_trace, [("cost_total_sum", "descending"), ("trace_id", "ascending")], top),
         top_steps=_top(
             calls.select(list(attr.STEP_FIELDS)),
             [("cost_total", "descending"), ("trace_id", "ascending"), ("step", "ascending")],
-            task.top,
+            top,
         ),
-        top3=(share * total if share is not None else 0.0, total),
-        reported=attr.reported_costs(table),
+        top3=attr.top3_step_usd(calls),
+        reported=attr.reported_costs(table, calls, exact=True),
         composition=composition_part(table),
     )
 
@@ -160,18 +180,22 @@ def composition_part(table: pa.Table) -> CompositionPart | None:
     if x.calls.num_rows == 0:
         return None
     is_input = x.kind != OUTPUT
-    kinds: dict[str, tuple[float, float, float, int]] = {}
+    kinds: dict[str, KindSums] = {}
     for kind in INPUT_KINDS:
         mask = is_input & (x.kind == kind)
         if mask.any():
             usd = x.usd[mask]
-            kinds[kind] = (float(x.calibrated[mask].sum()), float(x.tokens[mask].sum()), float(np.nansum(usd)),
-                           int((~np.isnan(usd)).sum()))  # fmt: skip
+            kinds[kind] = (
+                exact(x.calibrated[mask]),
+                exact(x.tokens[mask]),
+                exact_sum(usd),
+                int((~np.isnan(usd)).sum()),
+            )
     cost_output = _col(x.calls, "cost_output")
     kinds[OUTPUT] = (
-        float(_col(x.calls, "output_tokens", 0.0).sum()),
-        float(x.tokens[~is_input].sum()),
-        float(np.nansum(cost_output)),
+        exact(_col(x.calls, "output_tokens", 0.0)),
+        exact(x.tokens[~is_input]),
+        exact_sum(cost_output),
         int((~np.isnan(cost_output)).sum()),
     )
     carried = _carried(x)
@@ -187,18 +211,16 @@ def composition_part(table: pa.Table) -> CompositionPart | None:
         calls_with_content=x.calls.num_rows,
         tokenizers=frozenset(t for t in x.calls["tokenizer"].to_pylist() if t),
         kinds=kinds,
-        input_tokens=float(x.calibrated[is_input].sum()),
-        input_usd=float(np.nansum(x.usd[is_input])),
+        input_tokens=exact(x.calibrated[is_input]),
+        input_usd=exact(x.usd[is_input]),
         carry=carry,
         ratios={str(m): ratio[usable & (models == m)] for m in np.unique(models[usable]).tolist()},
         placeholders=int(placeholder.sum()),
     )
 
 
-def _carry(x: Any, mask: np.ndarray) -> tuple[int, float, float, bool]:
-    usd = x.usd[mask]
-    known = bool(mask.any() and not np.isnan(usd).all())
-    return int(mask.sum()), float(x.calibrated[mask].sum()), float(np.nansum(usd)), known
+def _carry(x: Any, mask: np.ndarray) -> tuple[int, Exact, Exact | None]:
+    return int(mask.sum()), exact(x.calibrated[mask]), exact_sum(x.usd[mask])
 
 
 # ---------------------------------------------------------------- baseline

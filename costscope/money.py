@@ -1,0 +1,112 @@
+"""Sums that do not depend on the order their terms are added in, nor on how the terms are split into parts.
+
+A float sum depends on the order of its additions: the sum of 1M call costs read in one table and the sum of its
+parts' sums differ in the 8th decimal, so a report combined from parts (a staged analyze, a dataset's units) would
+not be the report of the whole, byte for byte. Here each term is rounded to a multiple of 2**-60 (about 8.7e-19,
+finer than a double's own precision for any term above 2**-8) and the multiples are added as integers, which is
+exact in any order; the float of a sum is the nearest double to the exact sum (`Exact.value`).
+
+Numpy and Arrow add int64s, so each term is split in three int64 parts: whole 2**-4 units, then two parts of 28 bits
+(`split`). The whole parts add up without overflow to a sum of 2**58, the others over 2**35 terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+FRACTION_BITS = 60
+_WHOLE_BITS = 4
+_PART_BITS = 28
+PARTS = ("whole", "mid", "low")
+"""The names of `split`'s parts, as suffixes of `split_columns`' columns."""
+
+
+@dataclass(frozen=True)
+class Exact:
+    """A sum held exactly, in units of 2**-FRACTION_BITS; `+` keeps it exact, `value` gives its float."""
+
+    units: int
+
+    def __add__(self, other: Exact) -> Exact:
+        return Exact(self.units + other.units)
+
+    @property
+    def value(self) -> float:
+        return self.units / (1 << FRACTION_BITS)  # int / int: the nearest double to the exact quotient
+
+
+def split(values: np.ndarray) -> list[np.ndarray]:
+    """`PARTS` of each finite value (|value| < 2**58) as int64: whole 2**-4 units, then the rest in two 28-bit
+    digits (|digit| <= 2**28), each with the value's sign. Every step is exact but the rounding of the last digit
+    to the 2**-60 grid (half away from zero on a tie, so that -x splits as the negation of x)."""
+    scaled = np.abs(values) * float(1 << _WHOLE_BITS)
+    whole = np.floor(scaled)
+    rest = (scaled - whole) * float(1 << _PART_BITS)  # exact: for x >= 0, x - floor(x) drops bits and adds none
+    mid = np.floor(rest)
+    low = np.floor((rest - mid) * float(1 << _PART_BITS) + 0.5)  # exact: (rest - mid) * 2**28 < 2**28
+    sign = np.where(values < 0, -1, 1)
+    return [sign * whole.astype(np.int64), sign * mid.astype(np.int64), sign * low.astype(np.int64)]
+
+
+def join(sums: list[int]) -> int:
+    """The units (2**-60) of a sum from the sums of `split`'s parts."""
+    whole, mid, low = (int(s) for s in sums)
+    return (whole << (2 * _PART_BITS)) + (mid << _PART_BITS) + low
+
+
+def exact_sum(values: np.ndarray | pa.Array | pa.ChunkedArray) -> Exact | None:
+    """The exact sum of the non-null, non-NaN values; None when there is none (an unknown sum, not zero)."""
+    if not isinstance(values, np.ndarray):
+        values = pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False) if len(values) else np.zeros(0)
+    values = np.asarray(values, dtype=np.float64)
+    present = values[~np.isnan(values)]
+    if not len(present):
+        return None
+    return Exact(join([part.sum() for part in split(present)]))
+
+
+def total(values: np.ndarray | pa.Array | pa.ChunkedArray) -> float | None:
+    """`exact_sum` as a float (None when no value is known)."""
+    found = exact_sum(values)
+    return found.value if found is not None else None
+
+
+def split_columns(table: pa.Table, names: list[str]) -> pa.Table:
+    """`table` with int64 columns `{name}:whole`, `{name}:mid` and `{name}:low` (`split`) for each float column in
+    `names`, null where the value is: their sums in a group-by give exact sums (`joined`)."""
+    for name in names:
+        column = table[name]
+        values = pc.fill_null(column, 0.0).to_numpy() if len(column) else np.zeros(0)
+        mask = pc.is_null(column).to_numpy(zero_copy_only=False) if column.null_count else None
+        for part, digits in zip(PARTS, split(values), strict=True):
+            table = table.append_column(f"{name}:{part}", pa.array(digits, mask=mask))
+    return table
+
+
+def aggregations(names: list[str]) -> list[tuple[str, str]]:
+    """The group-by aggregations whose results `joined` reads: the sum of each part of each column in `names`."""
+    return [(f"{name}:{part}", "sum") for name in names for part in PARTS]
+
+
+def joined(row: dict[str, Any], name: str) -> Exact | None:
+    """The exact sum of column `name` from a group-by row of `aggregations` (None when every value was null)."""
+    sums = [row[f"{name}:{part}_sum"] for part in PARTS]
+    return None if sums[0] is None else Exact(join(sums))
+
+
+def floats(obj: Any) -> Any:
+    """`obj` with every `Exact` replaced by its float (through dicts, lists and tuples)."""
+    if isinstance(obj, Exact):
+        return obj.value
+    if isinstance(obj, dict):
+        return {k: floats(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [floats(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(floats(v) for v in obj)
+    return obj
