@@ -221,9 +221,10 @@ def _find(steps: PricedSteps, options: FindOptions) -> list[Finding]:
 def build_report(steps: PricedSteps, options: AnalyzeOptions, findings: FindOptions | None = None) -> Report:
     """The analysis report; with `findings` options, also the cost leaks (`Report.findings`)."""
     calls = steps.calls
-    totals = attr.totals(calls)
+    digits = attr.money_digits(calls)  # once for the totals and each group-by
+    totals = attr.totals(calls, digits=digits)
     per_trace = attr.trace_costs(calls)
-    agent_groups = attr.groups(calls, ["agent"]) if calls.num_rows else []
+    agent_groups = attr.groups(calls, ["agent"], digits=digits) if calls.num_rows else []
     cost = totals["cost_usd"]
     input_tokens = totals["input_tokens"]
     no_cache_cost = (cost or 0.0) + (totals["cache_saved_usd"] or 0.0)
@@ -232,7 +233,7 @@ def build_report(steps: PricedSteps, options: AnalyzeOptions, findings: FindOpti
         inputs=_inputs(steps.load),
         totals=totals,
         by=list(options.by),
-        groups=attr.groups(calls, list(options.by)) if options.by else [],
+        groups=attr.groups(calls, list(options.by), digits=digits) if options.by else [],
         traces=attr.distribution(per_trace),
         top_traces=attr.top_traces(per_trace, options.top),
         top_steps=attr.top_steps(calls, options.top),

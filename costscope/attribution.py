@@ -92,15 +92,23 @@ def with_keys(table: pa.Table, by: list[str]) -> tuple[pa.Table, list[str]]:
     return table, columns
 
 
-def _aggregated(calls: pa.Table, keys: list[str]) -> pa.Table:
-    """Per group of `keys`: calls, priced calls, token sums, calls with usage, and each money column's exact sum in
-    two parts (`money.split_columns`)."""
+def money_digits(calls: pa.Table) -> pa.Table:
+    """The digits (`money.split_columns`) of each money column of `calls`, which the exact sums of `totals` and
+    `groups` add up: made once and passed to each of them when several run over the same calls."""
+    names = list(MONEY.values())
+    return money.split_columns(calls.select(names), names).drop_columns(names)
+
+
+def _aggregated(calls: pa.Table, keys: list[str], digits: pa.Table | None) -> pa.Table:
+    """Per group of `keys`: calls, priced calls, token sums, calls with usage, and the digit sums of each money
+    column (`money_digits` of `calls`, made here when not given)."""
     aggs: list[tuple[Any, ...]] = [([], "count_all"), ("cost_total", "count")]
     aggs += [(name, "sum") for name in TOKEN_COLUMNS]
     aggs += money.aggregations(list(MONEY.values()))
     aggs += [("usage_source", "count")]
-    columns = [*keys, *TOKEN_COLUMNS, *MONEY.values(), "usage_source"]  # cost_total is a money column
-    table = money.split_columns(calls.select(columns), list(MONEY.values()))
+    digits = money_digits(calls) if digits is None else digits
+    plain = calls.select([*keys, "cost_total", *TOKEN_COLUMNS, "usage_source"])
+    table = pa.Table.from_arrays(plain.columns + digits.columns, names=plain.column_names + digits.column_names)
     return table.group_by(keys, use_threads=False).aggregate(aggs)
 
 
@@ -124,10 +132,11 @@ def _figures(row: dict[str, Any], exact: bool = False) -> dict[str, Any]:
     }
 
 
-def totals(calls: pa.Table, exact: bool = False) -> dict[str, Any]:
+def totals(calls: pa.Table, exact: bool = False, digits: pa.Table | None = None) -> dict[str, Any]:
     """Totals over all LLM calls; cost sums cover the priced calls (null when none is priced). Dollar sums are
-    exact sums (`money`), as floats, or with `exact` as `money.Exact` (for adding up parts' totals)."""
-    row = _aggregated(calls, []).to_pylist() if calls.num_rows else []
+    exact sums (`money`), as floats, or with `exact` as `money.Exact` (for adding up parts' totals); `digits`:
+    `money_digits(calls)` when the caller has it."""
+    row = _aggregated(calls, [], digits).to_pylist() if calls.num_rows else []
     if not row:
         empty = {f"{c}_sum": None for c in TOKEN_COLUMNS}
         empty |= {f"{name}_sum": None for name, _ in money.aggregations(list(MONEY.values()))}
@@ -135,11 +144,11 @@ def totals(calls: pa.Table, exact: bool = False) -> dict[str, Any]:
     return _figures(row[0], exact)
 
 
-def groups(calls: pa.Table, by: list[str], exact: bool = False) -> list[dict[str, Any]]:
+def groups(calls: pa.Table, by: list[str], exact: bool = False, digits: pa.Table | None = None) -> list[dict[str, Any]]:
     """One entry per distinct key combination, costliest first (ties by key), each with the totals' fields."""
     keyed, key_columns = with_keys(calls, by)
     out = []
-    for row in _aggregated(keyed, key_columns).to_pylist():
+    for row in _aggregated(keyed, key_columns, money_digits(calls) if digits is None else digits).to_pylist():
         key = {k: row[c] for k, c in zip(by, key_columns, strict=True)}
         out.append({"key": key, **_figures(row, exact)})
     out.sort(key=group_order)

@@ -3,8 +3,8 @@
 Memory is bounded by chunk sizes, not by the input, in three passes over the new rows:
 1. **parse and stage**: inputs are parsed on all cores (big line-by-line files in parts cut at line starts); every
    `chunk_bytes` of input the rows go to disk in buckets by a hash of their trace id, each with its reading order.
-   Kept in memory for step 2: a 128-bit hash of each response id, its start and whether it reports usage
-   (33 bytes per row of the run).
+   Kept in memory for step 2: a 128-bit hash of each response id, its start, whether it reports usage and its
+   bucket (37 bytes per row of the run).
 2. **deduplicate**: one row per response id, by `steps.drop_duplicate_responses`' rule (the copy that reports
    usage, then the earliest, then the first read), over every row of the run.
 3. **settle**, one bucket (whole traces) at a time: `order_steps`, `price_table`, each trace's partition (the UTC
@@ -181,7 +181,7 @@ def _run(
     run = manifest.runs + 1
     settled = pool_map(
         settle,
-        [BucketJob(stage.directory, b, dropped, staging / "parts") for b in range(stage.buckets)],
+        [BucketJob(stage.directory, b, dropped[b], staging / "parts") for b in range(stage.buckets)],
         workers,
     )
     pieces: dict[tuple[str, str | None], list[str]] = {}

@@ -44,13 +44,18 @@ def split(values: np.ndarray) -> list[np.ndarray]:
     """`PARTS` of each finite value (|value| < 2**58) as int64: whole 2**-4 units, then the rest in two 28-bit
     digits (|digit| <= 2**28), each with the value's sign. Every step is exact but the rounding of the last digit
     to the 2**-60 grid (half away from zero on a tie, so that -x splits as the negation of x)."""
-    scaled = np.abs(values) * float(1 << _WHOLE_BITS)
+    negative = values < 0
+    signed = negative.any()
+    scaled = (np.abs(values) if signed else values) * float(1 << _WHOLE_BITS)
     whole = np.floor(scaled)
     rest = (scaled - whole) * float(1 << _PART_BITS)  # exact: for x >= 0, x - floor(x) drops bits and adds none
     mid = np.floor(rest)
     low = np.floor((rest - mid) * float(1 << _PART_BITS) + 0.5)  # exact: (rest - mid) * 2**28 < 2**28
-    sign = np.where(values < 0, -1, 1)
-    return [sign * whole.astype(np.int64), sign * mid.astype(np.int64), sign * low.astype(np.int64)]
+    parts = [whole.astype(np.int64), mid.astype(np.int64), low.astype(np.int64)]
+    if signed:
+        for part in parts:
+            np.negative(part, out=part, where=negative)
+    return parts
 
 
 def join(sums: list[int]) -> int:

@@ -6,7 +6,7 @@ Code log tree at its peak, 2.5 times those of a request log. The staged analyze 
 writes no dataset:
 1. **parse and stage** (`convert.parse_and_stage`): on all cores, `parse_bytes` of input per task; every `chunk_bytes`
    of input the rows go to a temporary directory in buckets by a hash of their trace id. Kept in memory: a 128-bit
-   hash of each response id, its start and whether it reports usage (33 bytes per row of the run).
+   hash of each response id, its start, whether it reports usage and its bucket (37 bytes per row of the run).
 2. **deduplicate** (`staging.Stage.dropped`): `steps.drop_duplicate_responses`' rule over every row of the run.
 3. **reduce**, one bucket (whole traces, about `bucket_bytes` of input) per task on all cores: its rows ordered
    (`order_steps`), filtered and priced, then reduced to the engines' partial figures (`partials.analyze_part`),
@@ -39,8 +39,11 @@ if TYPE_CHECKING:
 
 STAGED_FROM_BYTES = 1 << 30
 """Inputs of at least this many bytes (a gzip file counting 8 times its size) are analyzed staged by default."""
-PART_BYTES = PARSE_BYTES = CHUNK_BYTES = BUCKET_BYTES = 32 << 20
-"""The sizes that bound the staged analyze's memory (see `convert.ConvertOptions`)."""
+PART_BYTES = PARSE_BYTES = BUCKET_BYTES = 8 << 20
+"""Input bytes of a part of a big line-by-line file, of a parse task, and of a bucket (see `convert.ConvertOptions`):
+with CHUNK_BYTES, what bounds the staged analyze's memory."""
+CHUNK_BYTES = 16 << 20
+"""Parsed rows are staged every this many bytes of input."""
 
 
 def total_bytes(expanded: Expanded) -> int:
@@ -115,13 +118,13 @@ def analyze(
     files = [source for source in expanded.files if source.path is not None]
     sizes = [input_bytes(source) for source in files]
     with tempfile.TemporaryDirectory(prefix="costscope-staged-") as directory:
-        stage = Stage(Path(directory) / "rows", bucket_count(sum(sizes), limits, cores))
+        stage = Stage(Path(directory) / "rows", bucket_count(sum(sizes), limits, cores), overlaps=False)
         results = parse_and_stage(files, sizes, stage, limits, cores, progress) if files else []
         loaded = read_result(results, expanded, options.strict)
         dropped = stage.dropped()
         PriceBook.preload()  # once here, not in every bucket's process
         tasks = [
-            BucketTask(stage.directory, b, dropped, options.filters, book, options.by, options.top)
+            BucketTask(stage.directory, b, dropped[b], options.filters, book, options.by, options.top)
             for b in range(stage.buckets)
         ]
         parts: list[AnalyzePart] = []

@@ -34,11 +34,15 @@ def hashes(column: pa.ChunkedArray, key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Stage:
-    """Rows on disk in buckets by trace id, and the in-memory index deduplication needs."""
+    """Rows on disk in buckets by trace id, and the in-memory index deduplication needs (37 bytes per row with a
+    response id)."""
 
-    def __init__(self, directory: Path, buckets: int) -> None:
+    def __init__(self, directory: Path, buckets: int, overlaps: bool = True) -> None:
+        """`overlaps`: also keep the distinct trace and response id hashes, which `convert` looks up among the rows
+        it stored before (8 bytes more per row)."""
         self.directory = directory
         self.buckets = buckets
+        self.overlaps = overlaps
         self.chunks = 0
         self.next_seq = 0
         self.trace_hashes: list[np.ndarray] = []
@@ -59,16 +63,19 @@ class Stage:
         trace = pc.coalesce(table["trace_id"], own)
         table = table.set_column(table.schema.get_field_index("trace_id"), "trace_id", trace)
         trace_hash, _ = hashes(trace, KEY_A)
-        self.trace_hashes.append(np.unique(trace_hash))
+        if self.overlaps:
+            self.trace_hashes.append(np.unique(trace_hash))
         record_a, has_record = hashes(table["record_id"], KEY_A)
         record_b, _ = hashes(table["record_id"], KEY_B)
-        self.record_hashes.append(np.unique(record_a[has_record]))
+        if self.overlaps:
+            self.record_hashes.append(np.unique(record_a[has_record]))
         starts = pc.fill_null(pc.cast(table["start"], pa.int64()), np.iinfo(np.int64).max).to_numpy()
         no_usage = pc.is_null(table["usage_source"]).to_numpy(zero_copy_only=False)
-        self._index.append(
-            (record_a[has_record], record_b[has_record], starts[has_record], no_usage[has_record], seq[has_record])
-        )
         bucket = (trace_hash % np.uint64(self.buckets)).astype(np.int64)
+        self._index.append(
+            (record_a[has_record], record_b[has_record], starts[has_record], no_usage[has_record], seq[has_record],
+             bucket[has_record].astype(np.int32))
+        )  # fmt: skip
         order = np.argsort(bucket, kind="stable")
         ordered = table.append_column("_seq", pa.array(seq)).take(pa.array(order))
         counts = np.bincount(bucket, minlength=self.buckets)
@@ -81,15 +88,19 @@ class Stage:
             offset += count
         self.chunks += 1
 
-    def dropped(self) -> np.ndarray:
-        """Reading ordinals (sorted) of the rows that repeat a response id and are not the copy kept."""
+    def dropped(self) -> list[np.ndarray]:
+        """Per bucket, the reading ordinals (sorted) of its rows that repeat a response id and are not the copy
+        kept (a bucket's task needs only its own)."""
         if not self._index:
-            return np.zeros(0, np.int64)
-        a, b, start, no_usage, seq = (np.concatenate(parts) for parts in zip(*self._index, strict=True))
+            return [np.zeros(0, np.int64) for _ in range(self.buckets)]
+        a, b, start, no_usage, seq, bucket = (np.concatenate(parts) for parts in zip(*self._index, strict=True))
         order = np.lexsort((seq, start, no_usage, b, a))
         first = np.ones(len(order), dtype=bool)
         first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
-        return np.sort(seq[order[~first]])
+        gone = order[~first]
+        gone = gone[np.lexsort((seq[gone], bucket[gone]))]
+        cuts = np.searchsorted(bucket[gone], np.arange(self.buckets + 1))
+        return [seq[gone[cuts[k] : cuts[k + 1]]] for k in range(self.buckets)]
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,7 @@ class BucketJob:
     directory: Path
     bucket: int
     dropped: np.ndarray
+    """The reading ordinals of this bucket's rows to drop (`Stage.dropped`)."""
     out: Path
 
 

@@ -7,9 +7,12 @@ import io
 import os
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import orjson
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -19,6 +22,8 @@ from costscope.cli import app
 from costscope.errors import ConfigError, InputError
 from costscope.io import expand_paths
 from costscope.render import RENDERERS
+from costscope.schema import empty_table
+from costscope.staging import Stage, bucket_steps
 from costscope.steps import Filters
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,3 +164,26 @@ def test_the_command_line(tmp_path: Path) -> None:
     refused = runner.invoke(app, ["analyze", SAMPLES, "--staged", "-o", str(tmp_path / "steps.parquet")])
     assert refused.exit_code == 2 and "--output needs every row in memory" in refused.stderr
     assert not (tmp_path / "steps.parquet").exists()
+
+
+def test_each_bucket_gets_the_duplicates_of_its_own_rows(tmp_path: Path) -> None:
+    def rows(traces: list[str], records: list[str | None], seconds: list[int]) -> pa.Table:
+        n = len(traces)
+        data: dict[str, list[object]] = {name: [None] * n for name in empty_table().schema.names}
+        data |= {"trace_id": list(traces), "record_id": list(records), "kind": ["llm"] * n}
+        data |= {"source": ["f.jsonl"] * n, "line": list(range(1, n + 1)), "usage_source": ["reported"] * n}
+        data["start"] = [datetime(2026, 10, 1, tzinfo=UTC) + timedelta(seconds=s) for s in seconds]
+        return pa.Table.from_pydict(data, schema=empty_table().schema)
+
+    stage = Stage(tmp_path / "rows", 4, overlaps=False)
+    stage.add(rows(["a", "b", "c", "d"], ["r1", "r2", "r3", None], [5, 1, 2, 3]))
+    stage.add(rows(["e", "f", "a"], ["r1", "r2", "r9"], [1, 9, 4]))  # r1 again and earlier: the first read goes
+    dropped = stage.dropped()
+    assert len(dropped) == 4 and stage.trace_hashes == stage.record_hashes == []
+    assert sorted(np.concatenate(dropped).tolist()) == [0, 5]  # r1 read first (later start), r2 read second
+    kept: list[str | None] = []
+    for bucket, seqs in enumerate(dropped):
+        table, examples = bucket_steps(stage.directory, bucket, seqs)
+        assert [seq for seq, _ in examples] == seqs.tolist()  # every drop happens in the bucket holding the row
+        kept += table["record_id"].to_pylist() if table is not None else []
+    assert sorted(kept, key=str) == sorted(["r1", "r2", "r3", None, "r9"], key=str)
