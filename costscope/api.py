@@ -141,7 +141,7 @@ def _inputs(loaded: LoadResult) -> dict[str, object]:
         "skipped_reasons": dict(sorted(loaded.skips.counts.items(), key=lambda kv: (-kv[1], kv[0]))),
         "skipped_examples": list(loaded.skips.examples),
         "ignored_files": loaded.ignored,
-        "duplicates_dropped": len(loaded.duplicates),
+        "duplicates_dropped": loaded.dropped_count,
         "duplicate_examples": loaded.duplicates[:5],
         "filtered_out": loaded.filtered_out,
     }
@@ -154,7 +154,7 @@ def _warnings(steps: PricedSteps, totals: dict[str, object]) -> list[str]:
         out.append(f"{loaded.skips.total} records skipped (see inputs.skipped_reasons)")
     if loaded.duplicates:
         out.append(
-            f"{len(loaded.duplicates)} records repeat a response id already read and were counted once "
+            f"{loaded.dropped_count} records repeat a response id already read and were counted once "
             f"(first: {loaded.duplicates[0]})"
         )
     for u in pricing.unpriced:

@@ -340,7 +340,7 @@ def summarize(steps: PricedSteps) -> Baseline:
             files=[FileSummary(path=f.name, format=f.format, records=f.records, rows=f.rows) for f in loaded.files],
             records_read=sum(f.records for f in loaded.files),
             records_skipped=loaded.skips.total,
-            duplicates_dropped=len(loaded.duplicates),
+            duplicates_dropped=loaded.dropped_count,
         ),
         totals=Totals(
             traces=len(traces),

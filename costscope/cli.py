@@ -7,6 +7,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -201,8 +202,7 @@ def analyze(
     options = _options(
         _split(by) or ("model",), top, _filters(since, until, model, agent), prices, format_in, strict, no_cache
     )
-    options = api.AnalyzeOptions(**{**vars(options), "staged": staged})
-    steps: api.PricedSteps | None = None
+    options = replace(options, staged=staged)
     watched: list[str] | None = None
     try:
         inputs = _inputs(paths, claude, codex)

@@ -84,12 +84,18 @@ class BucketTask:
     top: int
 
 
+DUPLICATE_EXAMPLES = 5
+"""Duplicates listed by `file:line` (all are counted): the report lists the first five read."""
+
+
 def analyze_bucket(task: BucketTask) -> tuple[AnalyzePart | None, list[tuple[int, str]]]:
-    """One bucket's partial figures (None when no row went to it) and the duplicates dropped from it."""
+    """One bucket's partial figures (None when no row went to it) and the first duplicates dropped from it, by
+    reading ordinal (its `dropped` says how many)."""
     from .engines import partials
     from .staging import bucket_steps
 
     table, examples = bucket_steps(task.directory, task.bucket, task.dropped)
+    examples = sorted(examples)[:DUPLICATE_EXAMPLES]
     if table is None:
         return None, examples
     priced, read = partials.price_rows(table, f"bucket {task.bucket}", task.filters, task.book)
@@ -133,6 +139,7 @@ def analyze(
             examples.extend(dropped_here)
             if part is not None:
                 parts.append(part)
-    loaded.duplicates = [text for _, text in sorted(examples)]
+    loaded.duplicates = [text for _, text in sorted(examples)[:DUPLICATE_EXAMPLES]]
+    loaded.duplicates_dropped = sum(len(seqs) for seqs in dropped)
     loaded.filtered_out = sum(p.read.filtered_out for p in parts)
     return analyze_report(parts, loaded, options, book), loaded.watched

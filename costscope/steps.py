@@ -42,9 +42,17 @@ class LoadResult:
     notes: dict[str, int] = field(default_factory=dict)
     filtered_out: int = 0
     duplicates: list[str] = field(default_factory=list)
-    """`file:line` of records dropped as repeats of an already-read response id."""
+    """`file:line` of records dropped as repeats of an already-read response id (in reading order: all of them, or
+    the first ones when `duplicates_dropped` says more)."""
+    duplicates_dropped: int | None = None
+    """How many records were dropped so, when `duplicates` does not list them all."""
     watched: list[str] | None = None
     """Every path the result depends on (see `io.Expanded.watched`), incl. files the parsers consulted."""
+
+    @property
+    def dropped_count(self) -> int:
+        """Records dropped as repeats of an already-read response id."""
+        return len(self.duplicates) if self.duplicates_dropped is None else self.duplicates_dropped
 
 
 def load_steps(

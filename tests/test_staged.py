@@ -187,3 +187,14 @@ def test_each_bucket_gets_the_duplicates_of_its_own_rows(tmp_path: Path) -> None
         assert [seq for seq, _ in examples] == seqs.tolist()  # every drop happens in the bucket holding the row
         kept += table["record_id"].to_pylist() if table is not None else []
     assert sorted(kept, key=str) == sorted(["r1", "r2", "r3", None, "r9"], key=str)
+
+
+def test_many_duplicates_are_all_counted_and_the_first_read_listed(tmp_path: Path) -> None:
+    lines = (ROOT / "sample_traces" / "multi_tenant.jsonl").read_text(encoding="utf-8").splitlines()[:40]
+    (tmp_path / "a.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")  # every response again
+    want = in_memory([str(tmp_path)])
+    dropped = orjson.loads(want)["inputs"]["duplicates_dropped"]
+    assert dropped > staged.DUPLICATE_EXAMPLES
+    bucket_bytes = -(-staged.total_bytes(expand_paths([str(tmp_path)])) // 6)
+    assert staged_json([str(tmp_path)], workers=2, bucket_bytes=bucket_bytes) == want
