@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import attribution as attr
+from . import money
 from .composition import analyze_composition
 from .errors import ConfigError, InputError
 from .io import Expanded, expand_paths
@@ -221,10 +222,10 @@ def _find(steps: PricedSteps, options: FindOptions) -> list[Finding]:
 def build_report(steps: PricedSteps, options: AnalyzeOptions, findings: FindOptions | None = None) -> Report:
     """The analysis report; with `findings` options, also the cost leaks (`Report.findings`)."""
     calls = steps.calls
-    digits = attr.money_digits(calls)  # once for the totals and each group-by
-    totals = attr.totals(calls, digits=digits)
+    by_agent = attr.groups(calls, ["agent"], exact=True)
+    totals = attr.total_of(by_agent)  # exact sums: the agents' figures add up to the totals
+    agent_groups = money.floats(by_agent)
     per_trace = attr.trace_costs(calls)
-    agent_groups = attr.groups(calls, ["agent"], digits=digits) if calls.num_rows else []
     cost = totals["cost_usd"]
     input_tokens = totals["input_tokens"]
     no_cache_cost = (cost or 0.0) + (totals["cache_saved_usd"] or 0.0)
@@ -233,7 +234,7 @@ def build_report(steps: PricedSteps, options: AnalyzeOptions, findings: FindOpti
         inputs=_inputs(steps.load),
         totals=totals,
         by=list(options.by),
-        groups=attr.groups(calls, list(options.by), digits=digits) if options.by else [],
+        groups=attr.groups(calls, list(options.by)) if options.by else [],
         traces=attr.distribution(per_trace),
         top_traces=attr.top_traces(per_trace, options.top),
         top_steps=attr.top_steps(calls, options.top),

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from . import money
 from .errors import InputError
-from .schema import TOKEN_COLUMNS, Kind, row_run
+from .schema import TOKEN_COLUMNS, Kind, empty_table, row_run
 
 GROUP_KEYS: dict[str, str] = {
     "model": "model",
@@ -92,65 +92,95 @@ def with_keys(table: pa.Table, by: list[str]) -> tuple[pa.Table, list[str]]:
     return table, columns
 
 
-def money_digits(calls: pa.Table) -> pa.Table:
-    """The digits (`money.split_columns`) of each money column of `calls`, which the exact sums of `totals` and
-    `groups` add up: made once and passed to each of them when several run over the same calls."""
-    names = list(MONEY.values())
-    return money.split_columns(calls.select(names), names).drop_columns(names)
+def group_ids(table: pa.Table, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's group among the distinct combinations of `keys`, from 0; each group's first row). Nulls are a
+    value of their own; no keys: one group."""
+    if not keys:
+        return np.zeros(table.num_rows, dtype=np.int64), np.zeros(min(1, table.num_rows), dtype=np.int64)
+    combined = np.zeros(table.num_rows, dtype=np.int64)
+    span = 1
+    for key in keys:
+        encoded = pc.dictionary_encode(table[key]).combine_chunks()
+        codes = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False).astype(np.int64)
+        if span * (len(encoded.dictionary) + 1) >= 1 << 62:  # renumber densely before the codes could overflow
+            uniques, combined = np.unique(combined, return_inverse=True)
+            span = len(uniques)
+        combined = combined * (len(encoded.dictionary) + 1) + codes
+        span *= len(encoded.dictionary) + 1
+    _, first, ids = np.unique(combined, return_index=True, return_inverse=True)
+    return ids.reshape(-1), first
 
 
-def _aggregated(calls: pa.Table, keys: list[str], digits: pa.Table | None) -> pa.Table:
-    """Per group of `keys`: calls, priced calls, token sums, calls with usage, and the digit sums of each money
-    column (`money_digits` of `calls`, made here when not given)."""
-    aggs: list[tuple[Any, ...]] = [([], "count_all"), ("cost_total", "count")]
-    aggs += [(name, "sum") for name in TOKEN_COLUMNS]
-    aggs += money.aggregations(list(MONEY.values()))
-    aggs += [("usage_source", "count")]
-    digits = money_digits(calls) if digits is None else digits
-    plain = calls.select([*keys, "cost_total", *TOKEN_COLUMNS, "usage_source"])
-    table = pa.Table.from_arrays(plain.columns + digits.columns, names=plain.column_names + digits.column_names)
-    return table.group_by(keys, use_threads=False).aggregate(aggs)
+def _present(column: pa.ChunkedArray) -> np.ndarray:
+    present: np.ndarray = pc.is_valid(column).to_numpy(zero_copy_only=False).astype(np.float64)
+    return present
 
 
-def _figures(row: dict[str, Any], exact: bool = False) -> dict[str, Any]:
-    """A group's figures; its dollar sums as `money.Exact` with `exact`, for adding up with other parts' sums."""
-
-    def get(name: str) -> Any:
-        return row[name]
-
-    calls = int(get("count_all"))
-    tokens = {name: int(get(f"{name}_sum") or 0) for name in TOKEN_COLUMNS}
-    sums = {out: money.joined(row, col) for out, col in MONEY.items()}
-    money_ = sums if exact else {out: None if s is None else s.value for out, s in sums.items()}
-    return {
-        "calls": calls,
-        "priced_calls": int(get("cost_total_count")),
-        "calls_without_usage": calls - int(get("usage_source_count")),
-        **{name: tokens[name] for name in TOKEN_COLUMNS},
-        "uncached_input_tokens": tokens["input_tokens"] - tokens["cache_read_tokens"] - tokens["cache_write_tokens"],
-        **money_,
+def _aggregated(calls: pa.Table, ids: np.ndarray, groups: int, exact: bool) -> list[dict[str, Any]]:
+    """Per group (`group_ids`): calls, priced calls, calls without usage, token sums and exact dollar sums (as
+    `money.Exact` with `exact`, else floats), as `totals` gives them."""
+    count = np.bincount(ids, minlength=groups)
+    priced = np.rint(np.bincount(ids, weights=_present(calls["cost_total"]), minlength=groups)).astype(np.int64)
+    usage = np.rint(np.bincount(ids, weights=_present(calls["usage_source"]), minlength=groups)).astype(np.int64)
+    tokens = {
+        name: money.group_counts(ids, pc.fill_null(calls[name], 0).to_numpy(zero_copy_only=False), groups)
+        for name in TOKEN_COLUMNS
     }
+    dollars = {
+        out: money.group_sums(ids, pc.fill_null(calls[col], np.nan).to_numpy(zero_copy_only=False), groups)
+        for out, col in MONEY.items()
+    }
+    rows = []
+    for g in range(groups):
+        sums = {out: dollars[out][g] for out in MONEY}
+        tokens_g = {name: int(tokens[name][g]) for name in TOKEN_COLUMNS}
+        rows.append(
+            {
+                "calls": int(count[g]),
+                "priced_calls": int(priced[g]),
+                "calls_without_usage": int(count[g] - usage[g]),
+                **tokens_g,
+                "uncached_input_tokens": tokens_g["input_tokens"]
+                - tokens_g["cache_read_tokens"]
+                - tokens_g["cache_write_tokens"],
+                **(sums if exact else money.floats(sums)),
+            }
+        )
+    return rows
 
 
-def totals(calls: pa.Table, exact: bool = False, digits: pa.Table | None = None) -> dict[str, Any]:
+def total_of(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """The totals of the calls in `groups` (of `groups(..., exact=True)`, every call in one group): their figures
+    added up, dollars as floats. The same as `totals` of those calls, without reading them again."""
+    if not groups:
+        return totals(empty_table())
+    out = {name: value for name, value in groups[0].items() if name != "key"}
+    for group in groups[1:]:
+        for name, value in group.items():
+            if name != "key":
+                known = out[name]
+                out[name] = value if known is None else known if value is None else known + value
+    return money.floats(out)  # type: ignore[no-any-return]
+
+
+def totals(calls: pa.Table, exact: bool = False) -> dict[str, Any]:
     """Totals over all LLM calls; cost sums cover the priced calls (null when none is priced). Dollar sums are
-    exact sums (`money`), as floats, or with `exact` as `money.Exact` (for adding up parts' totals); `digits`:
-    `money_digits(calls)` when the caller has it."""
-    row = _aggregated(calls, [], digits).to_pylist() if calls.num_rows else []
-    if not row:
-        empty = {f"{c}_sum": None for c in TOKEN_COLUMNS}
-        empty |= {f"{name}_sum": None for name, _ in money.aggregations(list(MONEY.values()))}
-        return _figures({"count_all": 0, "cost_total_count": 0, "usage_source_count": 0, **empty}, exact)
-    return _figures(row[0], exact)
+    exact sums (`money`), as floats, or with `exact` as `money.Exact` (for adding up parts' totals)."""
+    return _aggregated(calls, np.zeros(calls.num_rows, dtype=np.int64), 1, exact)[0]
 
 
-def groups(calls: pa.Table, by: list[str], exact: bool = False, digits: pa.Table | None = None) -> list[dict[str, Any]]:
+def groups(calls: pa.Table, by: list[str], exact: bool = False) -> list[dict[str, Any]]:
     """One entry per distinct key combination, costliest first (ties by key), each with the totals' fields."""
     keyed, key_columns = with_keys(calls, by)
-    out = []
-    for row in _aggregated(keyed, key_columns, money_digits(calls) if digits is None else digits).to_pylist():
-        key = {k: row[c] for k, c in zip(by, key_columns, strict=True)}
-        out.append({"key": key, **_figures(row, exact)})
+    if not keyed.num_rows:
+        return []
+    ids, first = group_ids(keyed, key_columns)
+    keys = keyed.select(key_columns).take(pa.array(first)).to_pylist()
+    figures = _aggregated(calls, ids, len(first), exact)
+    out = [
+        {"key": {k: key[c] for k, c in zip(by, key_columns, strict=True)}, **f}
+        for key, f in zip(keys, figures, strict=True)
+    ]
     out.sort(key=group_order)
     return out
 

@@ -40,22 +40,63 @@ class Exact:
         return self.units / (1 << FRACTION_BITS)  # int / int: the nearest double to the exact quotient
 
 
-def split(values: np.ndarray) -> list[np.ndarray]:
-    """`PARTS` of each finite value (|value| < 2**58) as int64: whole 2**-4 units, then the rest in two 28-bit
-    digits (|digit| <= 2**28), each with the value's sign. Every step is exact but the rounding of the last digit
-    to the 2**-60 grid (half away from zero on a tie, so that -x splits as the negation of x)."""
+def _digits(values: np.ndarray) -> list[np.ndarray]:
+    """`split`'s digits as float64 arrays of whole numbers (what `np.bincount` adds)."""
     negative = values < 0
-    signed = negative.any()
+    signed = bool(negative.any())
     scaled = (np.abs(values) if signed else values) * float(1 << _WHOLE_BITS)
     whole = np.floor(scaled)
     rest = (scaled - whole) * float(1 << _PART_BITS)  # exact: for x >= 0, x - floor(x) drops bits and adds none
     mid = np.floor(rest)
     low = np.floor((rest - mid) * float(1 << _PART_BITS) + 0.5)  # exact: (rest - mid) * 2**28 < 2**28
-    parts = [whole.astype(np.int64), mid.astype(np.int64), low.astype(np.int64)]
+    digits = [whole, mid, low]
     if signed:
-        for part in parts:
-            np.negative(part, out=part, where=negative)
-    return parts
+        for digit in digits:
+            np.negative(digit, out=digit, where=negative)
+    return digits
+
+
+def split(values: np.ndarray) -> list[np.ndarray]:
+    """`PARTS` of each finite value (|value| < 2**58) as int64: whole 2**-4 units, then the rest in two 28-bit
+    digits (|digit| <= 2**28), each with the value's sign. Every step is exact but the rounding of the last digit
+    to the 2**-60 grid (half away from zero on a tie, so that -x splits as the negation of x)."""
+    return [digit.astype(np.int64) for digit in _digits(values)]
+
+
+BLOCK_ROWS = 1 << 16
+"""Rows `group_sums` adds at a time: the float sums of a block's 28-bit digits stay whole numbers below 2**53."""
+
+
+def group_sums(ids: np.ndarray, values: np.ndarray, groups: int) -> list[Exact | None]:
+    """The exact sum of `values` (float64, NaN for a missing value) per group `ids` (0 <= id < groups): None for a
+    group without a value. Blocks of BLOCK_ROWS rows keep memory and every float sum exact."""
+    acc = np.zeros((len(PARTS), groups), dtype=np.int64)
+    present = np.zeros(groups, dtype=np.int64)
+    for lo in range(0, len(values), BLOCK_ROWS):
+        block, where = values[lo : lo + BLOCK_ROWS], ids[lo : lo + BLOCK_ROWS]
+        known = ~np.isnan(block)
+        present += np.bincount(where, weights=known, minlength=groups).astype(np.int64)
+        for k, digit in enumerate(_digits(np.where(known, block, 0.0))):
+            if k == 0 and float(np.abs(digit).sum()) >= 2.0**53:  # whole digits too big to add as floats
+                np.add.at(acc[0], where, digit.astype(np.int64))
+                continue
+            acc[k] += np.bincount(where, weights=digit, minlength=groups).astype(np.int64)
+    sums: list[Exact | None] = []
+    for g in range(groups):
+        sums.append(Exact(join([int(acc[k, g]) for k in range(len(PARTS))])) if present[g] else None)
+    return sums
+
+
+def group_counts(ids: np.ndarray, values: np.ndarray, groups: int) -> np.ndarray:
+    """Exact per-group sums of int64 values (e.g. token counts)."""
+    out = np.zeros(groups, dtype=np.int64)
+    for lo in range(0, len(values), BLOCK_ROWS):
+        block, where = values[lo : lo + BLOCK_ROWS], ids[lo : lo + BLOCK_ROWS]
+        if len(block) and int(np.abs(block).max()) < (1 << 36):  # float sums of the block stay below 2**53
+            out += np.rint(np.bincount(where, weights=block.astype(np.float64), minlength=groups)).astype(np.int64)
+        else:
+            np.add.at(out, where, block)
+    return out
 
 
 def join(sums: list[int]) -> int:

@@ -2,7 +2,7 @@
 from `STAGED_FROM_BYTES` of input).
 
 The in-memory analyze (`steps.load_steps`) holds every row of the run at once: about 0.6 times the bytes of a Claude
-Code log tree at its peak, 2.5 times those of a request log. The staged analyze runs `convert`'s first passes and
+Code log tree at its peak, 2.8 times those of a request log. The staged analyze runs `convert`'s first passes and
 writes no dataset:
 1. **parse and stage** (`convert.parse_and_stage`): on all cores, `parse_bytes` of input per task; every `chunk_bytes`
    of input the rows go to a temporary directory in buckets by a hash of their trace id. Kept in memory: a 128-bit

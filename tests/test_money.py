@@ -74,3 +74,34 @@ def test_top3_share_is_a_ratio_of_exact_sums() -> None:
     top, total = attr.top3_step_usd(calls)
     assert top == money.exact_sum(np.array([4.0, 3.0, 2.0])) and total == money.exact_sum(np.arange(1.0, 5.0))
     assert attr.top3_step_share(calls) == 0.9
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False))), max_size=300)
+)
+def test_group_sums_are_each_groups_exact_sum(rows: list[tuple[int, float | None]]) -> None:
+    ids = np.array([g for g, _ in rows], dtype=np.int64)
+    values = np.array([np.nan if v is None else v for _, v in rows], dtype=np.float64)
+    got = money.group_sums(ids, values, 4)
+    for g in range(4):
+        assert got[g] == money.exact_sum(values[ids == g])  # None where the group has no value
+
+
+def test_group_sums_and_counts_of_huge_values_stay_exact() -> None:
+    ids = np.array([0, 1, 0, 0], dtype=np.int64)
+    huge = np.array([2.0**51, 1.0, 2.0**51, 0.5])  # whole digits past 2**53 in sum: added as integers
+    got = money.group_sums(ids, huge, 2)
+    assert got[0] is not None and got[0].units == (2**52 << money.FRACTION_BITS) + (1 << (money.FRACTION_BITS - 1))
+    tokens = np.array([2**60, 3, 2**60, 1], dtype=np.int64)
+    assert money.group_counts(ids, tokens, 2).tolist() == [2**61 + 1, 3]
+
+
+def test_group_ids_and_first_rows() -> None:
+    table = pa.table({"a": ["x", None, "x", "y", None], "b": [1, 1, 1, 2, 1]})
+    ids, first = attr.group_ids(table, ["a", "b"])
+    rows = {g: [r for r in range(5) if ids[r] == g] for g in set(ids.tolist())}
+    assert sorted(rows.values()) == [[0, 2], [1, 4], [3]]  # a null key is a value of its own
+    assert all(first[g] == members[0] for g, members in rows.items())
+    ids, first = attr.group_ids(table, [])
+    assert ids.tolist() == [0] * 5 and first.tolist() == [0]

@@ -148,13 +148,12 @@ def analyze_unit(task: Task) -> AnalyzePart:
 def analyze_part(table: pa.Table, read: Read, by: tuple[str, ...], top: int) -> AnalyzePart:
     """What a unit's priced rows (`price_rows`) contribute to `analyze`'s report."""
     calls = attr.llm_calls(table)
-    digits = attr.money_digits(calls)
     per_trace = attr.trace_costs(calls)
     priced_traces = per_trace.filter(pc.greater(per_trace["cost_total_count"], 0))
     return AnalyzePart(
         read=read,
-        groups=attr.groups(calls, list(by), exact=True, digits=digits) if by else [],
-        agent_groups=attr.groups(calls, ["agent"], exact=True, digits=digits) if calls.num_rows else [],
+        groups=attr.groups(calls, list(by), exact=True) if by else [],
+        agent_groups=attr.groups(calls, ["agent"], exact=True) if calls.num_rows else [],
         traces=per_trace.num_rows,
         trace_costs=priced_traces["cost_total_sum"].to_numpy(zero_copy_only=False).astype(np.float64),
         top_traces=_top(per_trace, [("cost_total_sum", "descending"), ("trace_id", "ascending")], top),
