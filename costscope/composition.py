@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import money
-from .attribution import llm_calls, with_keys
+from .attribution import group_ids, llm_calls, with_keys
 from .money import Exact
 from .parsers.segments import INPUT_KINDS, KINDS, OUTPUT, SYSTEM, TOOL_RESULT
 from .schema import UsageSource
@@ -138,56 +138,40 @@ def _input_dollars(calls: pa.Table, parent: np.ndarray, is_input: np.ndarray, ca
 # ---------------------------------------------------------------- composition
 
 
-def _group_codes(calls: pa.Table, by: list[str]) -> tuple[np.ndarray, pa.Table, list[str]]:
-    """One integer code per call for its combination of `by` keys (all zero when `by` is empty)."""
-    keyed, key_columns = with_keys(calls, by)
-    codes = np.zeros(calls.num_rows, dtype=np.int64)
-    for column in key_columns:
-        encoded = pc.dictionary_encode(keyed[column]).combine_chunks()
-        index = pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False)
-        codes = codes * (len(encoded.dictionary) + 1) + index
-    return codes, keyed, key_columns
-
-
 def composition(x: Exploded, by: list[str]) -> list[dict[str, Any]]:
     """Tokens and dollars by segment kind, per group of `by` (one group with an empty key when `by` is empty).
 
     Input kinds are calibrated recounts and their dollars; `output` is the calls' output tokens and cost.
     """
     calls = x.calls
-    codes, keyed, key_columns = _group_codes(calls, by)
+    keyed, key_columns = with_keys(calls, by)
+    codes, first_call = group_ids(keyed, key_columns)
     is_input = x.kind != OUTPUT
     n = calls.num_rows
     output_raw = np.bincount(x.parent[~is_input], x.tokens[~is_input], minlength=n)
-    rows = pa.table(
-        {
-            "group": np.concatenate([codes[x.parent[is_input]], codes]),
-            "kind": np.concatenate([x.kind[is_input], np.full(n, OUTPUT)]),
-            "tokens": np.concatenate([x.calibrated[is_input], _col(calls, "output_tokens", 0.0)]),
-            "raw": np.concatenate([x.tokens[is_input], output_raw]),
-            "usd": pa.array(np.concatenate([x.usd[is_input], _col(calls, "cost_output")]), from_pandas=True),
-        }
-    )
-    summed = ["tokens", "raw", "usd"]
-    sums = (
-        money.split_columns(rows, summed)
-        .group_by(["group", "kind"], use_threads=False)
-        .aggregate([*money.aggregations(summed), ("usd", "count")])
-    )
+    group = np.concatenate([codes[x.parent[is_input]], codes])
+    kind = np.concatenate([x.kind[is_input], np.full(n, OUTPUT)])
+    tokens = np.concatenate([x.calibrated[is_input], _col(calls, "output_tokens", 0.0)])
+    raw = np.concatenate([x.tokens[is_input], output_raw])
+    usd = np.concatenate([x.usd[is_input], _col(calls, "cost_output")])  # NaN: not priced
+    cells, first = group_ids(pa.table({"group": group, "kind": kind}), ["group", "kind"])
+    token_sums, raw_sums = money.group_sums(cells, tokens, len(first)), money.group_sums(cells, raw, len(first))
+    usd_sums = money.group_sums(cells, usd, len(first))
+    priced = np.bincount(cells, weights=~np.isnan(usd), minlength=len(first))
     per_group: dict[int, dict[str, KindSums]] = {}
-    for r in sums.to_pylist():
-        tokens, raw = money.joined(r, "tokens"), money.joined(r, "raw")
-        assert tokens is not None and raw is not None  # never null
-        per_group.setdefault(r["group"], {})[r["kind"]] = (tokens, raw, money.joined(r, "usd"), r["usd_count"])
-    firsts = {int(c): int(i) for c, i in zip(*np.unique(codes, return_index=True), strict=True)}
-    counts = dict(zip(*np.unique(codes, return_counts=True), strict=True))
+    for cell, row in enumerate(first.tolist()):
+        tokens_sum, raw_sum = token_sums[cell], raw_sums[cell]
+        assert tokens_sum is not None and raw_sum is not None  # never missing
+        sums = (tokens_sum, raw_sum, usd_sums[cell], int(priced[cell]))
+        per_group.setdefault(int(group[row]), {})[str(kind[row])] = sums
+    counts = np.bincount(codes, minlength=len(first_call))
     groups: list[dict[str, Any]] = []
     for code, kinds in per_group.items():
         segments, input_tokens, input_usd = segment_summary(kinds)
-        first = firsts[code]
+        row = int(first_call[code])
         groups.append(
             {
-                "key": {k: keyed[c][first].as_py() for k, c in zip(by, key_columns, strict=True)},
+                "key": {k: keyed[c][row].as_py() for k, c in zip(by, key_columns, strict=True)},
                 "calls": int(counts[code]),
                 "input_tokens": round(input_tokens.value),
                 "input_cost_usd": input_usd.value if input_usd is not None else None,

@@ -6,8 +6,9 @@ not be the report of the whole, byte for byte. Here each term is rounded to a mu
 finer than a double's own precision for any term above 2**-8) and the multiples are added as integers, which is
 exact in any order; the float of a sum is the nearest double to the exact sum (`Exact.value`).
 
-Numpy and Arrow add int64s, so each term is split in three int64 parts: whole 2**-4 units, then two parts of 28 bits
-(`split`). The whole parts add up without overflow to a sum of 2**58, the others over 2**35 terms.
+Each term is split in three digits (`_digits`): whole 2**-4 units, then two of 28 bits. `np.bincount` adds a block of
+2**16 digits of a kind as floats, which stay whole numbers below 2**53 and so exact, and the block sums are added as
+int64: the whole digits without overflow to a sum of 2**58 dollars, the others over 2**35 terms.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ FRACTION_BITS = 60
 _WHOLE_BITS = 4
 _PART_BITS = 28
 PARTS = ("whole", "mid", "low")
-"""The names of `split`'s parts, as suffixes of `split_columns`' columns."""
+"""The digits each term is split in (`_digits`)."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,9 @@ class Exact:
 
 
 def _digits(values: np.ndarray) -> list[np.ndarray]:
-    """`split`'s digits as float64 arrays of whole numbers (what `np.bincount` adds)."""
+    """`PARTS` of each finite value (|value| < 2**58) as float64 arrays of whole numbers: whole 2**-4 units, then
+    the rest in two 28-bit digits (|digit| <= 2**28), each with the value's sign. Every step is exact but the
+    rounding of the last digit to the 2**-60 grid (half away from zero on a tie, so that -x splits as -(x))."""
     negative = values < 0
     signed = bool(negative.any())
     scaled = (np.abs(values) if signed else values) * float(1 << _WHOLE_BITS)
@@ -54,13 +57,6 @@ def _digits(values: np.ndarray) -> list[np.ndarray]:
         for digit in digits:
             np.negative(digit, out=digit, where=negative)
     return digits
-
-
-def split(values: np.ndarray) -> list[np.ndarray]:
-    """`PARTS` of each finite value (|value| < 2**58) as int64: whole 2**-4 units, then the rest in two 28-bit
-    digits (|digit| <= 2**28), each with the value's sign. Every step is exact but the rounding of the last digit
-    to the 2**-60 grid (half away from zero on a tie, so that -x splits as the negation of x)."""
-    return [digit.astype(np.int64) for digit in _digits(values)]
 
 
 BLOCK_ROWS = 1 << 16
@@ -100,7 +96,7 @@ def group_counts(ids: np.ndarray, values: np.ndarray, groups: int) -> np.ndarray
 
 
 def join(sums: list[int]) -> int:
-    """The units (2**-60) of a sum from the sums of `split`'s parts."""
+    """The units (2**-60) of a sum from the sums of each of its terms' digits."""
     whole, mid, low = (int(s) for s in sums)
     return (whole << (2 * _PART_BITS)) + (mid << _PART_BITS) + low
 
@@ -110,39 +106,13 @@ def exact_sum(values: np.ndarray | pa.Array | pa.ChunkedArray) -> Exact | None:
     if not isinstance(values, np.ndarray):
         values = pc.fill_null(values, np.nan).to_numpy(zero_copy_only=False) if len(values) else np.zeros(0)
     values = np.asarray(values, dtype=np.float64)
-    present = values[~np.isnan(values)]
-    if not len(present):
-        return None
-    return Exact(join([part.sum() for part in split(present)]))
+    return group_sums(np.zeros(len(values), dtype=np.int64), values, 1)[0]
 
 
 def total(values: np.ndarray | pa.Array | pa.ChunkedArray) -> float | None:
     """`exact_sum` as a float (None when no value is known)."""
     found = exact_sum(values)
     return found.value if found is not None else None
-
-
-def split_columns(table: pa.Table, names: list[str]) -> pa.Table:
-    """`table` with int64 columns `{name}:whole`, `{name}:mid` and `{name}:low` (`split`) for each float column in
-    `names`, null where the value is: their sums in a group-by give exact sums (`joined`)."""
-    for name in names:
-        column = table[name]
-        values = pc.fill_null(column, 0.0).to_numpy() if len(column) else np.zeros(0)
-        mask = pc.is_null(column).to_numpy(zero_copy_only=False) if column.null_count else None
-        for part, digits in zip(PARTS, split(values), strict=True):
-            table = table.append_column(f"{name}:{part}", pa.array(digits, mask=mask))
-    return table
-
-
-def aggregations(names: list[str]) -> list[tuple[str, str]]:
-    """The group-by aggregations whose results `joined` reads: the sum of each part of each column in `names`."""
-    return [(f"{name}:{part}", "sum") for name in names for part in PARTS]
-
-
-def joined(row: dict[str, Any], name: str) -> Exact | None:
-    """The exact sum of column `name` from a group-by row of `aggregations` (None when every value was null)."""
-    sums = [row[f"{name}:{part}_sum"] for part in PARTS]
-    return None if sums[0] is None else Exact(join(sums))
 
 
 def floats(obj: Any) -> Any:

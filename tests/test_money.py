@@ -53,18 +53,6 @@ def test_nulls_and_nan_are_unknown_not_zero() -> None:
     assert money.exact_sum(np.zeros(0)) is None
 
 
-def test_split_columns_sum_in_a_group_by() -> None:
-    table = pa.table({"k": ["a", "b", "a", "b"], "usd": pa.array([0.1, None, 0.2, None], pa.float64())})
-    rows = (
-        money.split_columns(table, ["usd"])
-        .group_by("k", use_threads=False)
-        .aggregate(money.aggregations(["usd"]))
-        .to_pylist()
-    )
-    sums = {r["k"]: money.joined(r, "usd") for r in rows}
-    assert sums["a"] == money.exact_sum(np.array([0.2, 0.1])) and sums["b"] is None
-
-
 def test_floats_replaces_exact_sums_everywhere() -> None:
     assert money.floats({"a": [Exact(1 << 60), (Exact(0), 2)], "b": None}) == {"a": [1.0, (0.0, 2)], "b": None}
 
