@@ -154,13 +154,8 @@ def total_of(groups: list[dict[str, Any]]) -> dict[str, Any]:
     added up, dollars as floats. The same as `totals` of those calls, without reading them again."""
     if not groups:
         return totals(empty_table())
-    out = {name: value for name, value in groups[0].items() if name != "key"}
-    for group in groups[1:]:
-        for name, value in group.items():
-            if name != "key":
-                known = out[name]
-                out[name] = value if known is None else known if value is None else known + value
-    return money.floats(out)  # type: ignore[no-any-return]
+    summed = money.add_fields([{k: v for k, v in group.items() if k != "key"} for group in groups])
+    return money.floats(summed)  # type: ignore[no-any-return]
 
 
 def totals(calls: pa.Table, exact: bool = False) -> dict[str, Any]:

@@ -115,6 +115,24 @@ def total(values: np.ndarray | pa.Array | pa.ChunkedArray) -> float | None:
     return found.value if found is not None else None
 
 
+def add(a: Any, b: Any) -> Any:
+    """Sum where null means unknown: unknown + x = x, unknown + unknown = unknown."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+def add_fields(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Field-wise sums (`add`) of dicts with the same numeric fields (the first dict's key order)."""
+    out = dict(rows[0])
+    for row in rows[1:]:
+        for name, value in row.items():
+            out[name] = add(out[name], value)
+    return out
+
+
 def floats(obj: Any) -> Any:
     """`obj` with every `Exact` replaced by its float (through dicts, lists and tuples)."""
     if isinstance(obj, Exact):

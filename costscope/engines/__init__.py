@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
-from .. import api, dataset
+from .. import api, dataset, money
 from .. import attribution as attr
 from .. import check as checks
 from ..api import AnalyzeOptions, PricedSteps
@@ -307,7 +307,7 @@ def simulate_dataset(
     words = {"trace": "parts of whole traces", "tenant": "tenants (each with all its days)", "global": "part"}[scope]
     report = SimulationReport(
         inputs=inputs,
-        baseline=merge.add_fields([p.baseline for p in live if p.baseline is not None]),
+        baseline=money.add_fields([p.baseline for p in live if p.baseline is not None]),
         scenarios=[
             merge.scenario([p.scenarios[i] for p in live if p.scenarios is not None], weights, words)
             for i in range(len(scenarios))

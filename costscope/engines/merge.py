@@ -37,31 +37,12 @@ from ..baseline import (
 )
 from ..composition import CARRIED_KINDS, MIN_CALLS_FOR_MEDIAN, OVER_REPORTED, UNDER_REPORTED, KindSums, segment_summary
 from ..dataset import Manifest
-from ..money import Exact, floats
+from ..money import Exact, add, add_fields, floats
 from ..pricing import PriceBook, PricingResult, Unpriced, report_order
 from ..schema import UsageSource, empty_table
 from ..simulate.engine import JOINT, with_savings
 from .outcomes import merge_outcome, merge_value
 from .partials import AnalyzePart, BaselinePart, CompositionPart, Read
-
-
-def add(a: Any, b: Any) -> Any:
-    """Sum where null means unknown: unknown + x = x, unknown + unknown = unknown."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a + b
-
-
-def add_fields(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Field-wise sums of dicts with the same numeric fields (the first dict's key order)."""
-    out = dict(rows[0])
-    for row in rows[1:]:
-        for name, value in row.items():
-            out[name] = add(out[name], value)
-    return out
-
 
 # ---------------------------------------------------------------- reading and pricing
 
