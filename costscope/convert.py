@@ -2,11 +2,12 @@
 
 Memory is bounded by chunk sizes, not by the input, in three passes over the new rows:
 1. **parse and stage**: inputs are parsed on all cores (big line-by-line files in parts cut at line starts); every
-   `chunk_bytes` of input the rows go to disk in buckets by a hash of their trace id, each with its reading order.
-   Kept in memory for step 2: a 128-bit hash of each response id, its start, whether it reports usage and its
-   bucket (37 bytes per row of the run).
-2. **deduplicate**: one row per response id, by `steps.drop_duplicate_responses`' rule (the copy that reports
-   usage, then the earliest, then the first read), over every row of the run.
+   `chunk_bytes` of input the rows go to disk in buckets by a hash of their trace id, each with its reading order,
+   and so does the index of step 2, in parts by response id: a 128-bit hash of each response id, its start, whether
+   it reports usage and its bucket. Kept in memory: each chunk's distinct response id hashes (8 bytes per row of the
+   run), to find the stored files new rows repeat or continue.
+2. **deduplicate**, one part of the index at a time: one row per response id, by `steps.drop_duplicate_responses`'
+   rule (the copy that reports usage, then the earliest, then the first read), over every row of the run.
 3. **settle**, one bucket (whole traces) at a time: `order_steps`, `price_table`, each trace's partition (the UTC
    day of its earliest row, its smallest tenant), then each partition's new rows sorted into files of at most
    `file_rows` rows, cut between traces.

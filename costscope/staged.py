@@ -5,9 +5,11 @@ The in-memory analyze (`steps.load_steps`) holds every row of the run at once: a
 Code log tree at its peak, 2.8 times those of a request log. The staged analyze runs `convert`'s first passes and
 writes no dataset:
 1. **parse and stage** (`convert.parse_and_stage`): on all cores, `parse_bytes` of input per task; every `chunk_bytes`
-   of input the rows go to a temporary directory in buckets by a hash of their trace id. Kept in memory: a 128-bit
-   hash of each response id, its start, whether it reports usage and its bucket (37 bytes per row of the run).
-2. **deduplicate** (`staging.Stage.dropped`): `steps.drop_duplicate_responses`' rule over every row of the run.
+   of input the rows go to a temporary directory in buckets by a hash of their trace id, and the deduplication
+   index (a 128-bit hash of each response id, its start, whether it reports usage and its bucket) in parts by a hash
+   of the response id.
+2. **deduplicate** (`staging.Stage.dropped`): `steps.drop_duplicate_responses`' rule over every row of the run, one
+   part of the index at a time; what stays in memory is the reading ordinal of each duplicate.
 3. **reduce**, one bucket (whole traces, about `bucket_bytes` of input) per task on all cores: its rows ordered
    (`order_steps`), filtered and priced, then reduced to the engines' partial figures (`partials.analyze_part`),
    which this process combines (`engines.analyze_report`) as it does for a dataset's parts.

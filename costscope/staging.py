@@ -1,6 +1,7 @@
-"""The staging passes of `costscope convert` (see `convert.py`): rows on disk in buckets by trace id with an
-in-memory deduplication index, then each bucket settled (deduplicated, ordered, priced, partitioned) and each
-partition's new rows written as sorted files. Bucket and partition jobs run in forked processes (`forked.pool_map`)."""
+"""The staging passes of `costscope convert` (see `convert.py`) and of the staged analyze (`staged.py`): rows on disk
+in buckets by trace id with a deduplication index on disk in parts by response id, then each bucket settled
+(deduplicated, ordered, priced, partitioned) and each partition's new rows written as sorted files. Bucket and
+partition jobs run in forked processes (`forked.pool_map`)."""
 
 from __future__ import annotations
 
@@ -36,9 +37,34 @@ def hashes(column: pa.ChunkedArray, key: str) -> tuple[np.ndarray, np.ndarray]:
 _IPC = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
+def _write_parts(path: Path, table: pa.Table, part: np.ndarray, parts: int) -> None:
+    """`table` as one Arrow file whose batch k holds the rows of part k (empty or not), in their order: a file per
+    chunk of rows, not one per chunk and part (whose number would grow as the square of the input)."""
+    order = np.argsort(part, kind="stable")
+    ordered = table.take(pa.array(order)).combine_chunks()
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=parts))]).tolist()
+    batches = ordered.to_batches()
+    rows = batches[0] if batches else pa.record_batch([pa.array([], f.type) for f in table.schema], schema=table.schema)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=_IPC) as writer:
+        for k in range(parts):
+            writer.write_batch(rows.slice(offsets[k], offsets[k + 1] - offsets[k]))
+
+
+def _read_part(directory: Path, prefix: str, part: int) -> pa.Table | None:
+    """Part `part` of every `_write_parts` file named `{prefix}*.arrow` in `directory`, in file order (None: no row)."""
+    batches = []
+    for path in sorted(directory.glob(f"{prefix}*.arrow")) if directory.is_dir() else []:
+        with pa.memory_map(str(path)) as source:
+            batch = pa.ipc.open_file(source).get_batch(part)
+        if batch.num_rows:
+            batches.append(batch)
+    return pa.Table.from_batches(batches) if batches else None
+
+
 class Stage:
-    """Rows on disk in buckets by trace id (one Arrow file per chunk of rows, one batch per bucket in it), and the
-    in-memory index deduplication needs (37 bytes per row with a response id)."""
+    """Rows on disk in buckets by trace id, and the index deduplication needs on disk too, in parts by a hash of the
+    response id (one Arrow file of each per chunk of rows, with one batch per bucket or part: `_write_parts`). In
+    memory: the index of one part at a time, while the duplicates are found."""
 
     def __init__(self, directory: Path, buckets: int, overlaps: bool = True) -> None:
         """`overlaps`: also keep the distinct trace and response id hashes, which `convert` looks up among the rows
@@ -50,7 +76,6 @@ class Stage:
         self.next_seq = 0
         self.trace_hashes: list[np.ndarray] = []
         self.record_hashes: list[np.ndarray] = []
-        self._index: list[tuple[np.ndarray, ...]] = []
 
     def add(self, table: pa.Table, first_seq: int | None = None) -> None:
         """Stage rows read in this order (`first_seq`: their first reading ordinal; default: after the last)."""
@@ -75,38 +100,42 @@ class Stage:
         starts = pc.fill_null(pc.cast(table["start"], pa.int64()), np.iinfo(np.int64).max).to_numpy()
         no_usage = pc.is_null(table["usage_source"]).to_numpy(zero_copy_only=False)
         bucket = (trace_hash % np.uint64(self.buckets)).astype(np.int64)
-        self._index.append(
-            (record_a[has_record], record_b[has_record], starts[has_record], no_usage[has_record], seq[has_record],
-             bucket[has_record].astype(np.int32))
-        )  # fmt: skip
-        order = np.argsort(bucket, kind="stable")
-        ordered = table.append_column("_seq", pa.array(seq)).take(pa.array(order)).combine_chunks()
-        counts = np.bincount(bucket, minlength=self.buckets)
-        offsets = np.concatenate([[0], np.cumsum(counts)]).tolist()
-        # one file per chunk, batch k holding bucket k's rows (empty or not): the files grow with the input, not
-        # with chunks x buckets, which made a file each and took 18 s of 47 at 1M calls (the parent's time)
+        index = pa.table(
+            {
+                "a": record_a[has_record],
+                "b": record_b[has_record],
+                "start": starts[has_record],
+                "no_usage": no_usage[has_record],
+                "seq": seq[has_record],
+                "bucket": bucket[has_record],
+            }
+        )
         self.directory.mkdir(parents=True, exist_ok=True)
-        rows = ordered.to_batches()[0] if ordered.num_rows else None
-        with pa.OSFile(str(self.directory / f"c{self.chunks:05d}.arrow"), "wb") as sink:
-            with pa.ipc.new_file(sink, ordered.schema, options=_IPC) as writer:
-                for b in range(self.buckets):
-                    assert rows is not None
-                    writer.write_batch(rows.slice(offsets[b], offsets[b + 1] - offsets[b]))
+        part = (record_a[has_record] % np.uint64(self.buckets)).astype(np.int64)
+        _write_parts(self.directory / f"i{self.chunks:05d}.arrow", index, part, self.buckets)
+        _write_parts(self.directory / f"c{self.chunks:05d}.arrow", table.append_column("_seq", pa.array(seq)), bucket,
+                     self.buckets)  # fmt: skip
         self.chunks += 1
 
     def dropped(self) -> list[np.ndarray]:
         """Per bucket, the reading ordinals (sorted) of its rows that repeat a response id and are not the copy
-        kept (a bucket's task needs only its own)."""
-        if not self._index:
-            return [np.zeros(0, np.int64) for _ in range(self.buckets)]
-        a, b, start, no_usage, seq, bucket = (np.concatenate(parts) for parts in zip(*self._index, strict=True))
-        order = np.lexsort((seq, start, no_usage, b, a))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
-        gone = order[~first]
-        gone = gone[np.lexsort((seq[gone], bucket[gone]))]
-        cuts = np.searchsorted(bucket[gone], np.arange(self.buckets + 1))
-        return [seq[gone[cuts[k] : cuts[k + 1]]] for k in range(self.buckets)]
+        kept (a bucket's task needs only its own). Every copy of a response id is in the same part of the index,
+        read one part at a time."""
+        found: list[list[np.ndarray]] = [[] for _ in range(self.buckets)]
+        for part in range(self.buckets):
+            index = _read_part(self.directory, "i", part)
+            if index is None:
+                continue
+            a, b, start, no_usage, seq, bucket = (index[name].to_numpy() for name in index.column_names)
+            order = np.lexsort((seq, start, no_usage, b, a))
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
+            gone = order[~first]
+            gone = gone[np.argsort(bucket[gone], kind="stable")]
+            cuts = np.searchsorted(bucket[gone], np.arange(self.buckets + 1))
+            for k in np.flatnonzero(np.diff(cuts)).tolist():
+                found[k].append(seq[gone[cuts[k] : cuts[k + 1]]])
+        return [np.sort(np.concatenate(seqs)) if seqs else np.zeros(0, np.int64) for seqs in found]
 
 
 @dataclass(frozen=True)
@@ -150,16 +179,9 @@ def settle(job: BucketJob) -> Settled:
 def bucket_steps(directory: Path, bucket: int, dropped: np.ndarray) -> tuple[pa.Table | None, list[tuple[int, str]]]:
     """One bucket's rows (whole traces) without the `dropped` reading ordinals, as a step table (`order_steps`), and
     the (reading ordinal, `file:line`) of the rows dropped; None for a bucket no row went to."""
-    files = sorted(directory.glob("c*.arrow")) if directory.is_dir() else []
-    batches = []
-    for path in files:
-        with pa.memory_map(str(path)) as source:
-            batch = pa.ipc.open_file(source).get_batch(bucket)
-        if batch.num_rows:
-            batches.append(batch)
-    if not batches:
+    table = _read_part(directory, "c", bucket)
+    if table is None:
         return None, []
-    table = pa.Table.from_batches(batches)
     seq = table["_seq"].to_numpy()
     drop = np.isin(seq, dropped)
     gone = table.filter(pa.array(drop)).select(["source", "line"]).to_pylist()
