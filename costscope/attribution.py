@@ -286,10 +286,10 @@ def top3_step_share(calls: pa.Table) -> float | None:
 
 
 def share(part: money.Exact | None, whole: money.Exact | None) -> float | None:
-    """part / whole, of exact sums (None without a positive whole)."""
-    if part is None or whole is None or whole.units <= 0:
+    """part / whole, of exact sums (None without a positive whole; an unknown part is a share of 0)."""
+    if whole is None or whole.units <= 0:
         return None
-    return part.units / whole.units
+    return (part.units if part is not None else 0) / whole.units
 
 
 def top3_step_usd(calls: pa.Table) -> tuple[money.Exact | None, money.Exact | None]:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import money
-from .attribution import group_ids, llm_calls, with_keys
+from .attribution import group_ids, llm_calls, share, with_keys
 from .money import Exact
 from .parsers.segments import INPUT_KINDS, KINDS, OUTPUT, SYSTEM, TOOL_RESULT
 from .schema import UsageSource
@@ -201,19 +201,14 @@ def segment_summary(kinds: dict[str, KindSums]) -> tuple[list[dict[str, Any]], E
             "kind": k,
             "tokens": round(kinds[k][0].value),
             "recounted_tokens": round(kinds[k][1].value),
-            "share": ratio(kinds[k][0], input_tokens) if k != OUTPUT else None,
+            "share": share(kinds[k][0], input_tokens) if k != OUTPUT else None,
             "cost_usd": usd.value if (usd := kinds[k][2]) is not None and kinds[k][3] else None,
-            "cost_share": ratio(kinds[k][2] or Exact(0), all_usd),
+            "cost_share": share(kinds[k][2], all_usd),
         }
         for k in KINDS
         if k in kinds
     ]
     return segments, input_tokens, input_usd
-
-
-def ratio(part: Exact, whole: Exact) -> float | None:
-    """part / whole of exact sums, None when the whole is zero."""
-    return part.units / whole.units if whole.units else None
 
 
 def exact(values: np.ndarray) -> Exact:
