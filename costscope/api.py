@@ -97,7 +97,7 @@ def load_priced_steps(
     expanded: Expanded | None = None,
 ) -> PricedSteps:
     """Read, filter and price the inputs: the step table every command starts from (`expanded`: `paths` already
-    expanded by `read_paths`)."""
+    expanded by `io.expand_paths`)."""
     attr.check_keys(list(options.by))
     book = PriceBook.from_file(options.prices)  # a price file's mistakes are told before the inputs are read
     loaded = load_steps(
@@ -182,16 +182,11 @@ def _warnings(steps: PricedSteps, totals: dict[str, object]) -> list[str]:
 def analyze(paths: list[str], options: AnalyzeOptions = AnalyzeOptions(), stdin: BinaryIO | None = None) -> Report:
     """Where the money goes: a Report over the inputs (see `Report.to_dict` for the JSON contract), in memory or
     staged (`options.staged`)."""
-    expanded = read_paths(paths, stdin)
+    expanded = expand_paths(paths, stdin=stdin)
     if runs_staged(expanded, options):
         return analyze_staged(expanded, options)[0]
     steps = load_priced_steps(paths, options, stdin, expanded=expanded)
     return build_report(steps, options)
-
-
-def read_paths(paths: list[str], stdin: BinaryIO | None = None) -> Expanded:
-    """The input files PATH arguments name (files, directories walked, globs, `-`), in reading order."""
-    return expand_paths(paths, stdin=stdin)
 
 
 def runs_staged(expanded: Expanded, options: AnalyzeOptions, rows_needed: str | None = None) -> bool:

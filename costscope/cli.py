@@ -216,7 +216,7 @@ def analyze(
             with _busy("analyzing the dataset"):
                 report = api.analyze_dataset(dataset, options, engine.value, scheduler)
         else:
-            expanded = api.read_paths(inputs, sys.stdin.buffer)
+            expanded = io.expand_paths(inputs, stdin=sys.stdin.buffer)
             if api.runs_staged(expanded, options, "--output" if output else "--findings" if findings else None):
                 with _progress() as progress:
                     report, watched = api.analyze_staged(expanded, options, progress)
